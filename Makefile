@@ -1,0 +1,69 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is optional.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The embedded default: no DATABASE_URL or broker, so SQLite, eager Celery, console mail.
+DEV_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL DEBUG=true
+# Pass (b) of `make test`: the real services (override on the command line if yours differ).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clinic
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
+TEST_ENV := SECRET_KEY=insecure-key-for-tests-only
+BOOTSTRAP_VERSION := 5.3.9
+
+.PHONY: run test test-embedded test-services worker lint format vendor clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+run: $(STAMP)
+	$(DEV_ENV) $(PY) manage.py migrate --noinput
+	$(DEV_ENV) $(PY) manage.py load_content
+	$(DEV_ENV) $(PY) manage.py ensure_demo_admin
+	@echo "Serving the clinic's site on http://127.0.0.1:8000 (Ctrl-C stops it)"
+	$(DEV_ENV) $(PY) manage.py runserver 127.0.0.1:8000
+
+test: test-embedded test-services
+
+test-embedded: $(STAMP)
+	@echo "==> make test, pass (a): embedded default (SQLite, eager Celery, locmem mail)"
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-services: $(STAMP)
+	@echo "==> make test, pass (b): PostgreSQL + Redis + a real Celery worker"
+	@if [ "$$CI" = "true" ] || $(PY) tests/services_up.py "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"; then \
+		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(TEST_ENV) \
+		CLINIC_REAL_WORKER=1 $(PY) -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "################################################################"; \
+		echo "## SKIPPED pass (b): PostgreSQL or Redis is not reachable.     ##"; \
+		echo "## Start them, or set TEST_DATABASE_URL / TEST_REDIS_URL.      ##"; \
+		echo "################################################################"; \
+	fi
+
+worker: $(STAMP)
+	$(PY) -m celery -A clinic worker --beat --loglevel=info
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Refresh the self-hosted Bootstrap from the npm package (needs npm; the result is committed).
+vendor:
+	rm -rf var/vendor && mkdir -p var/vendor static/vendor/bootstrap
+	cd var/vendor && npm pack --silent bootstrap@$(BOOTSTRAP_VERSION) && tar xzf bootstrap-$(BOOTSTRAP_VERSION).tgz
+	cp var/vendor/package/dist/css/bootstrap.min.css static/vendor/bootstrap/
+	cp var/vendor/package/LICENSE static/vendor/bootstrap/LICENSE
+	echo "Bootstrap $(BOOTSTRAP_VERSION), compiled CSS from the npm package 'bootstrap' (make vendor)." > static/vendor/bootstrap/VERSION
+	sed -i '/sourceMappingURL/d' static/vendor/bootstrap/bootstrap.min.css
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

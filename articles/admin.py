@@ -1,0 +1,95 @@
+from datetime import date
+
+from django.contrib import admin, messages
+from simple_history.admin import SimpleHistoryAdmin
+
+from . import services
+from .models import Article, ArticleRedirect, Author, Reference, Topic
+
+
+class ReferenceInline(admin.StackedInline):
+    model = Reference
+    extra = 0
+    fields = [("position", "year"), "authors", "title", "source", ("doi", "url")]
+
+
+class ReviewDueFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue for review"), ("scheduled", "Review date set")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.due_for_review(date.today())
+        if self.value() == "scheduled":
+            return queryset.filter(next_review_due__isnull=False)
+        return queryset
+
+
+@admin.register(Article)
+class ArticleAdmin(SimpleHistoryAdmin):
+    list_display = [
+        "title",
+        "status",
+        "published_at",
+        "topic_list",
+        "reviewer",
+        "last_reviewed",
+        "next_review_due",
+    ]
+    list_filter = ["status", ReviewDueFilter, "topics", "author"]
+    search_fields = ["title", "summary", "body"]
+    date_hierarchy = "published_at"
+    prepopulated_fields = {"slug": ["title"]}
+    filter_horizontal = ["topics"]
+    inlines = [ReferenceInline]
+    actions = ["publish", "unpublish"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["title", "slug", "summary", "body"]}),
+        ("Hero image", {"fields": ["hero_image", "hero_alt"], "classes": ["collapse"]}),
+        ("People and topics", {"fields": ["author", "topics"]}),
+        ("Medical review", {"fields": ["reviewer", "last_reviewed", "next_review_due"]}),
+        ("Publishing", {"fields": ["status", "published_at", "created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("reviewer").prefetch_related("topics")
+
+    @admin.display(description="topics")
+    def topic_list(self, obj):
+        return ", ".join(topic.name for topic in obj.topics.all())
+
+    def save_model(self, request, obj, form, change):
+        services.save_article(article=obj)
+
+    @admin.action(description="Publish the selected articles (now, or on their publish date)")
+    def publish(self, request, queryset):
+        count = services.publish_articles(articles=queryset)
+        self.message_user(request, f"{count} article(s) published.", messages.SUCCESS)
+
+    @admin.action(description="Unpublish the selected articles (back to draft)")
+    def unpublish(self, request, queryset):
+        count = services.unpublish_articles(articles=queryset)
+        self.message_user(request, f"{count} article(s) taken off the site.", messages.SUCCESS)
+
+
+@admin.register(Topic)
+class TopicAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name"]
+
+
+@admin.register(Author)
+class AuthorAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "credentials", "user"]
+    search_fields = ["display_name"]
+
+
+@admin.register(ArticleRedirect)
+class ArticleRedirectAdmin(admin.ModelAdmin):
+    list_display = ["old_slug", "article", "created_at"]
+    search_fields = ["old_slug", "article__title"]

@@ -1,0 +1,112 @@
+"""The first article and its topics, loaded by `manage.py load_content` (safe to run again)."""
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from .models import Article, ArticleRedirect, Author, Reference, Topic
+from .services import save_article
+
+CONTENT_DIR = Path(__file__).resolve().parent / "content"
+CLINIC_TZ = ZoneInfo("America/Los_Angeles")
+
+TOPICS = [
+    (
+        "Low back pain",
+        "low-back-pain",
+        "Why the low back hurts, and the causes that sit elsewhere.",
+    ),
+    ("Calf and soleus", "calf-and-soleus", "The calf muscles and how they shape posture and gait."),
+    ("Trigger points", "trigger-points", "Tight, tender spots in muscle that send pain elsewhere."),
+    ("Posture and gait", "posture-and-gait", "How we stand and walk, and what changes it."),
+]
+
+CALF_ARTICLE = {
+    "slug": "tight-calf-muscles-low-back-pain",
+    "title": "Are Tight Calf Muscles the Hidden Cause of Your Low Back Pain?",
+    "summary": (
+        "Tight calves can shift your posture and strain your low back. Learn how the soleus "
+        "plays a part, which habits add to it, and how massage can help."
+    ),
+    "body_file": "calf-muscles-low-back-pain.md",
+    "published_at": datetime(2026, 11, 24, 9, 0, tzinfo=CLINIC_TZ),
+    "last_reviewed": date(2026, 11, 24),
+    "next_review_due": date(2027, 11, 24),
+    "topics": ["low-back-pain", "calf-and-soleus", "trigger-points", "posture-and-gait"],
+    "references": [
+        {
+            "authors": "Janda V",
+            "year": 1987,
+            "title": "Muscles and motor control in low back pain: assessment and management",
+            "source": "In: Twomey LT, Taylor JR (eds). Physical Therapy of the Low Back. "
+            "New York: Churchill Livingstone",
+        },
+        {
+            "authors": "Janda V, Frank C, Liebenson C",
+            "year": 2007,
+            "title": "Evaluation of muscular imbalance",
+            "source": "In: Liebenson C (ed). Rehabilitation of the Spine: A Practitioner's "
+            "Manual, 2nd ed. Philadelphia: Lippincott Williams & Wilkins",
+        },
+    ],
+}
+
+
+def clinic_author():
+    """The clinic's therapists as one author: a staff account that cannot log in."""
+    user, created = get_user_model().objects.get_or_create(
+        username="clinic-therapists", defaults={"is_staff": True, "first_name": "Clinic"}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save()
+    author, _ = Author.objects.get_or_create(
+        user=user,
+        defaults={
+            "display_name": "The clinic's therapists",
+            "credentials": "Licensed massage therapists",
+            "bio": (
+                "Our therapists treat pain with focused soft-tissue work and look for its "
+                "cause beyond the spot that hurts."
+            ),
+        },
+    )
+    return author
+
+
+@transaction.atomic
+def load_article_content():
+    """Create the topics and the calf article if missing; returns how many articles were added."""
+    topics = {}
+    for name, slug, description in TOPICS:
+        topics[slug], _ = Topic.objects.get_or_create(
+            slug=slug, defaults={"name": name, "description": description}
+        )
+    spec = CALF_ARTICLE
+    # A slug staff changed since leaves a redirect: the article is there, keep their edit.
+    if (
+        Article.objects.filter(slug=spec["slug"]).exists()
+        or ArticleRedirect.objects.filter(old_slug=spec["slug"]).exists()
+    ):
+        return 0
+    article = Article(
+        slug=spec["slug"],
+        title=spec["title"],
+        summary=spec["summary"],
+        body=(CONTENT_DIR / spec["body_file"]).read_text(encoding="utf-8"),
+        author=clinic_author(),
+        status=Article.Status.PUBLISHED,
+        published_at=spec["published_at"],
+        last_reviewed=spec["last_reviewed"],
+        next_review_due=spec["next_review_due"],
+    )
+    save_article(article=article)
+    article.topics.set([topics[slug] for slug in spec["topics"]])
+    Reference.objects.bulk_create(
+        Reference(article=article, position=position, **reference)
+        for position, reference in enumerate(spec["references"], start=1)
+    )
+    return 1

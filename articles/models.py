@@ -1,0 +1,237 @@
+"""Patient-education articles: topics, authors, references and slug redirects."""
+
+import math
+from datetime import date
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.core.exceptions import ValidationError
+from django.db import connection, models
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+WORDS_PER_MINUTE = 200
+
+
+class Topic(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True, help_text="One or two sentences for the topic page.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("articles:topic", kwargs={"slug": self.slug})
+
+
+class Author(models.Model):
+    """A staff member as readers see them: name, credentials and a short bio."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        limit_choices_to={"is_staff": True},
+        related_name="author_profile",
+    )
+    display_name = models.CharField(max_length=120)
+    credentials = models.CharField(max_length=120, blank=True, help_text="E.g. LMT, CMT.")
+    bio = models.TextField(max_length=600, help_text="A short public bio (a few sentences).")
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self):
+        return f"{self.display_name}, {self.credentials}" if self.credentials else self.display_name
+
+
+class ArticleQuerySet(models.QuerySet):
+    def published(self, now=None):
+        """Live articles: published, with a publish date that has come (decided at query time)."""
+        now = now or timezone.now()
+        return self.filter(status=Article.Status.PUBLISHED, published_at__lte=now)
+
+    def for_cards(self):
+        """Everything a list card shows, in a fixed number of queries."""
+        return self.select_related("author").prefetch_related("topics").order_by("-published_at")
+
+    def due_for_review(self, today=None):
+        return self.filter(next_review_due__lte=today or date.today())
+
+    def search(self, text):
+        """Articles matching `text`: ranked full-text search on PostgreSQL, words on SQLite."""
+        if connection.vendor == "postgresql":
+            vector = (
+                SearchVector("title", weight="A", config="english")
+                + SearchVector("summary", weight="B", config="english")
+                + SearchVector("body", weight="C", config="english")
+            )
+            query = SearchQuery(text, search_type="websearch", config="english")
+            return (
+                self.annotate(rank=SearchRank(vector, query))
+                .filter(rank__gt=0)
+                .order_by("-rank", "-published_at")
+            )
+        matches = Q()
+        for word in text.split()[:12]:
+            matches &= (
+                Q(title__icontains=word) | Q(summary__icontains=word) | Q(body__icontains=word)
+            )
+        return self.filter(matches).order_by("-published_at")
+
+    def related_to(self, article, limit=3):
+        """Other live articles ranked by how many topics they share with `article`."""
+        topic_ids = [topic.pk for topic in article.topics.all()]
+        if not topic_ids:
+            return self.none()
+        return (
+            self.published()
+            .exclude(pk=article.pk)
+            .filter(topics__in=topic_ids)
+            .annotate(shared=Count("topics", filter=Q(topics__in=topic_ids), distinct=True))
+            .order_by("-shared", "-published_at")
+            .select_related("author")
+            .distinct()[:limit]
+        )
+
+
+class Article(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    title = models.CharField(max_length=140)
+    slug = models.SlugField(
+        max_length=140, unique=True, help_text="The address: changing it keeps the old one working."
+    )
+    summary = models.CharField(
+        max_length=300, help_text="One or two sentences for cards and search engines."
+    )
+    body = models.TextField(
+        help_text="Markdown. Cite a reference by its number in the list below: [@1]."
+    )
+    body_html = models.TextField(editable=False, blank=True)
+    hero_image = models.ImageField(upload_to="articles/hero/", blank=True)
+    hero_alt = models.CharField(
+        "hero image description",
+        max_length=200,
+        blank=True,
+        help_text="What the image shows, for readers who cannot see it (required with an image).",
+    )
+    hero_renditions = models.JSONField(default=dict, blank=True, editable=False)
+    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="articles")
+    reviewer = models.ForeignKey(
+        Author,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reviewed_articles",
+        verbose_name="medical reviewer",
+    )
+    last_reviewed = models.DateField(null=True, blank=True)
+    next_review_due = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    published_at = models.DateTimeField(
+        "publish date",
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="A future date schedules the article: it goes live by itself then.",
+    )
+    topics = models.ManyToManyField(Topic, related_name="articles", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["hero_renditions"])
+    objects = ArticleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-published_at", "-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="published") | Q(published_at__isnull=False),
+                name="article_published_has_date",
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    def get_absolute_url(self):
+        return reverse("articles:detail", kwargs={"slug": self.slug})
+
+    def clean(self):
+        errors = {}
+        if self.hero_image and not self.hero_alt.strip():
+            errors["hero_alt"] = "Describe the image for readers who cannot see it."
+        if self.status == self.Status.PUBLISHED and not self.published_at:
+            errors["published_at"] = "Give a publish date (now, or a future date to schedule)."
+        if (
+            self.last_reviewed
+            and self.next_review_due
+            and self.next_review_due < self.last_reviewed
+        ):
+            errors["next_review_due"] = "The next review cannot come before the last one."
+        if errors:
+            raise ValidationError(errors)
+
+    def is_live(self, now=None):
+        now = now or timezone.now()
+        return (
+            self.status == self.Status.PUBLISHED
+            and self.published_at is not None
+            and self.published_at <= now
+        )
+
+    @property
+    def reading_minutes(self):
+        return max(1, math.ceil(len(self.body.split()) / WORDS_PER_MINUTE))
+
+
+class Reference(models.Model):
+    """One numbered source of an article; [@N] in the body links to the Nth."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="references")
+    position = models.PositiveSmallIntegerField(help_text="Its number in the list (1, 2, …).")
+    authors = models.CharField(max_length=300)
+    year = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=400)
+    source = models.CharField(max_length=400, help_text="Journal or book, publisher, pages.")
+    doi = models.CharField("DOI", max_length=200, blank=True)
+    url = models.URLField("URL", max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["article", "position"], name="reference_unique_position"
+            ),
+            models.CheckConstraint(
+                condition=Q(position__gte=1), name="reference_position_from_one"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.authors} ({self.year}). {self.title}"
+
+    @property
+    def link(self):
+        if self.doi:
+            return f"https://doi.org/{self.doi}"
+        return self.url
+
+
+class ArticleRedirect(models.Model):
+    """An old address of a published article, answered with a 301 to its current one."""
+
+    old_slug = models.SlugField(max_length=140, unique=True)
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="old_slugs")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.old_slug} → {self.article.slug}"

@@ -1,0 +1,58 @@
+"""schema.org JSON-LD for an article: a MedicalWebPage, reviewed, cited, published by the clinic."""
+
+from django.conf import settings
+
+from clinic.seo import clinic_publisher
+from clinic.services import get_clinic_profile
+
+
+def _person(author):
+    person = {"@type": "Person", "name": author.display_name}
+    if author.credentials:
+        person["jobTitle"] = author.credentials
+    return person
+
+
+def article_jsonld(article):
+    url = f"{settings.SITE_URL}{article.get_absolute_url()}"
+    data = {
+        "@context": "https://schema.org",
+        "@type": "MedicalWebPage",
+        "@id": url,
+        "url": url,
+        "name": article.title,
+        "headline": article.title,
+        "description": article.summary,
+        "inLanguage": "en-US",
+        "author": _person(article.author),
+        "about": [{"@type": "Thing", "name": topic.name} for topic in article.topics.all()],
+        "citation": [
+            {
+                "@type": "CreativeWork",
+                "name": reference.title,
+                "author": reference.authors,
+                "datePublished": str(reference.year),
+                "publisher": reference.source,
+                **({"url": reference.link} if reference.link else {}),
+            }
+            for reference in article.references.all()
+        ],
+        "dateModified": article.updated_at.isoformat() if article.updated_at else None,
+    }
+    if article.published_at:
+        data["datePublished"] = article.published_at.isoformat()
+    if article.last_reviewed:
+        data["lastReviewed"] = article.last_reviewed.isoformat()
+    if article.reviewer:
+        data["reviewedBy"] = _person(article.reviewer)
+    profile = get_clinic_profile()
+    if profile:
+        data["publisher"] = clinic_publisher(profile)
+    if article.hero_renditions:
+        from django.core.files.storage import default_storage
+
+        largest = max(article.hero_renditions, key=int)
+        data["image"] = (
+            f"{settings.SITE_URL}{default_storage.url(article.hero_renditions[largest]['name'])}"
+        )
+    return data

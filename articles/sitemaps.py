@@ -1,0 +1,51 @@
+"""sitemap.xml: static pages, live articles and topics that have live articles."""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.sitemaps import Sitemap
+from django.db.models import Exists, OuterRef
+from django.urls import reverse
+
+from .models import Article, Topic
+
+
+class SiteUrlSitemap(Sitemap):
+    """Locations on SITE_URL's host and scheme, whatever host the request came to."""
+
+    def get_protocol(self, protocol=None):
+        return urlsplit(settings.SITE_URL).scheme
+
+    def get_domain(self, site=None):
+        return urlsplit(settings.SITE_URL).netloc
+
+
+class StaticPagesSitemap(SiteUrlSitemap):
+    changefreq = "monthly"
+
+    def items(self):
+        return ["home", "articles:list", "booking:start", "newsletter:signup"]
+
+    def location(self, item):
+        return reverse(item)
+
+
+class ArticleSitemap(SiteUrlSitemap):
+    changefreq = "monthly"
+
+    def items(self):
+        return Article.objects.published().order_by("-published_at").only("slug", "updated_at")
+
+    def lastmod(self, item):
+        return item.updated_at
+
+
+class TopicSitemap(SiteUrlSitemap):
+    changefreq = "weekly"
+
+    def items(self):
+        live = Article.objects.published().filter(topics=OuterRef("pk"))
+        return Topic.objects.filter(Exists(live)).order_by("name")
+
+
+sitemaps = {"pages": StaticPagesSitemap, "articles": ArticleSitemap, "topics": TopicSitemap}

@@ -1,0 +1,71 @@
+from django.contrib import admin, messages
+
+from . import mail
+from .models import ClinicProfile, Closure, OpeningHours, OutgoingEmail
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    extra = 0
+
+
+class ClosureInline(admin.TabularInline):
+    model = Closure
+    extra = 0
+
+
+@admin.register(ClinicProfile)
+class ClinicProfileAdmin(admin.ModelAdmin):
+    inlines = [OpeningHoursInline, ClosureInline]
+    fieldsets = [
+        (None, {"fields": ["name", "tagline", "introduction"]}),
+        ("Contact", {"fields": ["phone", "email"]}),
+        (
+            "Address",
+            {
+                "fields": [
+                    "street_address",
+                    "locality",
+                    "region",
+                    "postal_code",
+                    "country",
+                    "map_url",
+                ]
+            },
+        ),
+    ]
+
+    def has_add_permission(self, request):
+        # One clinic, one profile: staff edit it, never add a second.
+        return not ClinicProfile.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutgoingEmail)
+class OutgoingEmailAdmin(admin.ModelAdmin):
+    list_display = ["subject", "recipients", "state", "attempts", "created_at", "sent_at"]
+    list_filter = ["state"]
+    search_fields = ["subject", "to"]
+    readonly_fields = [f.name for f in OutgoingEmail._meta.fields]
+    actions = ["send_again"]
+
+    @admin.display(description="to")
+    def recipients(self, obj):
+        return ", ".join(obj.to)
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Try sending the selected unsent emails again")
+    def send_again(self, request, queryset):
+        count = 0
+        for email in queryset.exclude(state=OutgoingEmail.State.SENT):
+            if email.state == OutgoingEmail.State.FAILED:
+                email.state = OutgoingEmail.State.PENDING
+                email.attempts = 0
+                email.save(update_fields=["state", "attempts"])
+            mail.enqueue_send(email.pk)
+            count += 1
+        self.message_user(request, f"{count} email(s) queued again.", messages.SUCCESS)

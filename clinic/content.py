@@ -1,0 +1,54 @@
+"""The clinic's starting content, from its old web page. Loading it twice changes nothing."""
+
+from datetime import time
+from urllib.parse import quote_plus
+
+from django.db import transaction
+
+from .models import ClinicProfile, OpeningHours
+
+ADDRESS = {"street_address": "702 Porter Ave Ste J", "locality": "Stockton", "region": "CA"}
+
+PROFILE = {
+    # The old page gives no business name; staff can change it in the admin.
+    "name": "Porter Avenue Massage Clinic",
+    "tagline": "Massage and soft-tissue therapy in Stockton, California",
+    "phone": "1-209-915-2296",
+    **ADDRESS,
+    "country": "US",
+    "map_url": "https://www.openstreetmap.org/search?query="
+    + quote_plus("702 Porter Ave, Stockton, CA"),
+    "introduction": (
+        "We are a small massage and soft-tissue clinic in Stockton. We look for the "
+        "reason behind your pain, which is not always where it hurts, and treat it with "
+        "focused hands-on work. Read our articles to learn how muscles can cause trouble "
+        "far from where they sit, then book a visit online or give us a call."
+    ),
+}
+
+# A demo week for a fresh install; staff set the real hours in the admin.
+DEMO_HOURS = [
+    (OpeningHours.Weekday.MONDAY, time(9), time(18)),
+    (OpeningHours.Weekday.TUESDAY, time(9), time(18)),
+    (OpeningHours.Weekday.WEDNESDAY, time(9), time(18)),
+    (OpeningHours.Weekday.THURSDAY, time(9), time(18)),
+    (OpeningHours.Weekday.FRIDAY, time(9), time(18)),
+    (OpeningHours.Weekday.SATURDAY, time(9), time(14)),
+]
+
+
+@transaction.atomic
+def load_clinic_content():
+    """Create the clinic's profile and demo hours if missing; never overwrite staff edits."""
+    profile, created = ClinicProfile.objects.get_or_create(
+        pk=ClinicProfile.SINGLETON_PK, defaults=PROFILE
+    )
+    if created:
+        OpeningHours.objects.bulk_create(
+            OpeningHours(clinic=profile, weekday=day, opens=opens, closes=closes)
+            for day, opens, closes in DEMO_HOURS
+        )
+        from .services import forget_clinic_profile
+
+        forget_clinic_profile()
+    return profile

@@ -1,0 +1,172 @@
+"""The clinic's own records: its profile, opening hours, closures and the email outbox."""
+
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class ClinicProfile(models.Model):
+    """The single record that describes the clinic on every page (always pk=1)."""
+
+    SINGLETON_PK = 1
+
+    name = models.CharField(max_length=120)
+    tagline = models.CharField(max_length=160, blank=True)
+    phone = models.CharField(max_length=40, help_text="As patients should dial it.")
+    email = models.EmailField(blank=True)
+    street_address = models.CharField(max_length=200)
+    locality = models.CharField("city", max_length=100)
+    region = models.CharField("state", max_length=40)
+    postal_code = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, default="US", help_text="Two-letter code.")
+    map_url = models.URLField(
+        "map link", max_length=500, help_text="A plain link to the address on a map."
+    )
+    introduction = models.TextField(help_text="A short welcome shown on the home page.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "clinic profile"
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="clinic_profile_is_singleton"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+    @property
+    def phone_href(self):
+        """The phone as a tel: URI (digits and a leading + only)."""
+        digits = "".join(ch for ch in self.phone if ch.isdigit())
+        if len(digits) == 11 and digits.startswith("1"):
+            return f"tel:+{digits}"
+        if len(digits) == 10:
+            return f"tel:+1{digits}"
+        return f"tel:{digits}"
+
+    @property
+    def address_line(self):
+        parts = [self.street_address, self.locality, f"{self.region} {self.postal_code}".strip()]
+        return ", ".join(p for p in parts if p)
+
+
+class OpeningHours(models.Model):
+    """One opening interval on one weekday; a weekday without rows is closed."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0
+        TUESDAY = 1
+        WEDNESDAY = 2
+        THURSDAY = 3
+        FRIDAY = 4
+        SATURDAY = 5
+        SUNDAY = 6
+
+    clinic = models.ForeignKey(ClinicProfile, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        verbose_name_plural = "opening hours"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes__gt=F("opens")), name="hours_close_after_open"
+            ),
+            models.UniqueConstraint(
+                fields=["clinic", "weekday", "opens"], name="hours_unique_start"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+
+    def clean(self):
+        if self.opens and self.closes and self.closes <= self.opens:
+            raise ValidationError({"closes": "Closing time must be after opening time."})
+
+
+class Closure(models.Model):
+    """Days the clinic is closed although its weekly hours say open (holidays, training)."""
+
+    clinic = models.ForeignKey(ClinicProfile, on_delete=models.CASCADE, related_name="closures")
+    starts_on = models.DateField()
+    ends_on = models.DateField(help_text="Last closed day (the same as the first for one day).")
+    reason = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["starts_on"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=F("starts_on")), name="closure_ends_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        if self.starts_on == self.ends_on:
+            return f"Closed {self.starts_on:%b %-d, %Y}"
+        return f"Closed {self.starts_on:%b %-d} – {self.ends_on:%b %-d, %Y}"
+
+    def clean(self):
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValidationError({"ends_on": "The last closed day cannot be before the first."})
+
+
+class OutgoingEmailQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(state=OutgoingEmail.State.PENDING)
+
+    def stale(self, *, now, minutes):
+        """Pending emails that nobody has tried to send for `minutes` (lost tasks)."""
+        cutoff = now - timedelta(minutes=minutes)
+        return self.pending().filter(
+            Q(last_attempt_at__isnull=True, created_at__lte=cutoff) | Q(last_attempt_at__lte=cutoff)
+        )
+
+
+class OutgoingEmail(models.Model):
+    """The outbox: every email is written here in the transaction that causes it, then sent."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Gave up"
+
+    to = models.JSONField(help_text="List of recipient addresses.")
+    subject = models.CharField(max_length=255)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    from_email = models.CharField(max_length=255, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    attachments = models.JSONField(
+        default=list, blank=True, help_text="List of {filename, content, mimetype}; text content."
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OutgoingEmailQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "outgoing email"
+        indexes = [models.Index(fields=["state", "created_at"], name="outbox_state_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(state="sent") | Q(sent_at__isnull=False), name="outbox_sent_has_time"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.subject} → {', '.join(self.to)}"

@@ -1,0 +1,40 @@
+"""Reading the clinic's profile through the cache, and dropping it when staff edit it."""
+
+from django.core.cache import cache
+
+from .models import ClinicProfile
+
+PROFILE_CACHE_KEY = "clinic:profile:v1"
+PROFILE_CACHE_SECONDS = 60 * 60
+
+
+def get_clinic_profile():
+    """The clinic's profile with hours and upcoming closures loaded, cached for an hour.
+
+    Returns None while no profile exists (a fresh database before load_content).
+    """
+    profile = cache.get(PROFILE_CACHE_KEY)
+    if profile is None:
+        profile = ClinicProfile.objects.prefetch_related("hours", "closures").first()
+        if profile is None:
+            return None
+        # Evaluate the prefetches now so the cached copy needs no further query.
+        profile.cached_hours = list(profile.hours.all())
+        profile.cached_closures = list(profile.closures.all())
+        cache.set(PROFILE_CACHE_KEY, profile, PROFILE_CACHE_SECONDS)
+    return profile
+
+
+def forget_clinic_profile():
+    """Drop the cached profile so the next page shows what staff just saved."""
+    cache.delete(PROFILE_CACHE_KEY)
+
+
+def weekly_hours(profile):
+    """[(weekday label, [intervals])] for Monday..Sunday; an empty list means closed."""
+    from .models import OpeningHours
+
+    by_day = {day: [] for day in OpeningHours.Weekday.values}
+    for interval in profile.cached_hours:
+        by_day[interval.weekday].append(interval)
+    return [(OpeningHours.Weekday(day).label, by_day[day]) for day in OpeningHours.Weekday.values]

@@ -1,0 +1,81 @@
+"""Site-wide pages: home, health check, robots.txt."""
+
+import logging
+
+from django.conf import settings
+from django.db import connections
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from articles.models import Article
+
+from .seo import clinic_jsonld
+from .services import get_clinic_profile
+
+logger = logging.getLogger(__name__)
+
+
+@require_GET
+def home(request):
+    profile = get_clinic_profile()
+    latest = Article.objects.published().for_cards()[:3]
+    return render(
+        request,
+        "clinic/home.html",
+        {
+            "latest_articles": latest,
+            "jsonld": clinic_jsonld(profile) if profile else None,
+        },
+    )
+
+
+def _check_database():
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_redis():
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@never_cache
+@require_GET
+def health(request):
+    """JSON status of the database and (when configured) Redis: 200 all up, 503 otherwise."""
+    checks = {"database": _check_database}
+    if settings.REDIS_URL:
+        checks["redis"] = _check_redis
+    results = {}
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # any failure means "down"; the reason goes to the log
+            logger.warning("Health check %s failed: %s", name, exc)
+            results[name] = "down"
+    healthy = all(state == "ok" for state in results.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "down", "checks": results}, status=200 if healthy else 503
+    )
+
+
+@require_GET
+def robots_txt(request):
+    lines = [
+        "User-agent: *",
+        f"Disallow: /{settings.ADMIN_URL}",
+        "Disallow: /healthz",
+        f"Sitemap: {settings.SITE_URL}{reverse('sitemap')}",
+        "",
+    ]
+    return HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
