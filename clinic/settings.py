@@ -6,6 +6,7 @@ CELERY_BROKER_URL), EMAIL_URL, SECRET_KEY and ALLOWED_HOSTS. A setting that is
 wrong stops start-up with one line naming the variable.
 """
 
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,7 +34,18 @@ def _read(variable, reader, **kwargs):
         _fail(variable, f"is not valid ({exc.__class__.__name__}: {exc})")
 
 
-DEBUG = _read("DEBUG", env.bool, default=False)
+def _bool(variable, default):
+    raw = env.str(variable, default="").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    _fail(variable, f"must be true or false, not {raw!r}")
+
+
+DEBUG = _bool("DEBUG", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -106,6 +118,7 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
+_KNOWN_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
 SQLITE_OPTIONS = {
     # IMMEDIATE takes the write lock when a transaction starts, so two writers
     # queue instead of failing with "database is locked" half-way through.
@@ -114,8 +127,10 @@ SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 if "DATABASE_URL" in env:
-    _db = _read("DATABASE_URL", env.db_url)
-    if not _db.get("ENGINE"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # environ warns before we can say it in one line
+        _db = _read("DATABASE_URL", env.db_url)
+    if _db.get("ENGINE") not in _KNOWN_ENGINES:
         _fail("DATABASE_URL", "has an unknown scheme (use postgres://... or sqlite:///...)")
     if _db["ENGINE"].endswith("sqlite3"):
         _db["OPTIONS"] = {**SQLITE_OPTIONS, **_db.get("OPTIONS", {})}

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "clinic-demo-only"
@@ -10,8 +11,7 @@ class Command(BaseCommand):
     help = "Create the demo staff login for the embedded default (never in production)."
 
     def handle(self, *args, **options):
-        engine = settings.DATABASES["default"]["ENGINE"]
-        if not settings.DEBUG or not engine.endswith("sqlite3"):
+        if not settings.DEBUG or connection.vendor != "sqlite":
             raise CommandError(
                 "The demo login exists only on the embedded default (DEBUG on, SQLite). "
                 "Use `manage.py createsuperuser` elsewhere."

@@ -1,0 +1,141 @@
+"""The outbox: no email is lost, none is sent twice."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail as django_mail
+from django.db import connection, transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from clinic import mail
+from clinic.models import OutgoingEmail
+from clinic.tasks import send_email_task
+from tests.conftest import wait_for
+
+
+def queue(subject="Your appointment", **extra):
+    return mail.queue_email(to="pat@example.com", subject=subject, body_text="Hello", **extra)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_email_queued_in_a_committed_action_is_sent_once(delivered):
+    with transaction.atomic():
+        email = queue("Booking confirmed")
+    assert delivered(expected=1) == ["Booking confirmed"]
+    email.refresh_from_db()
+    assert wait_for(lambda: OutgoingEmail.objects.get(pk=email.pk).state == "sent")
+    assert OutgoingEmail.objects.get(pk=email.pk).attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_action_that_rolls_back_sends_nothing(delivered):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        queue("Never")
+        raise RuntimeError("the booking failed")
+    assert OutgoingEmail.objects.count() == 0
+    assert delivered() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_at_the_action_still_delivers_once_it_is_back(delivered, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(send_email_task, "delay", broker_down)
+        with transaction.atomic():  # the action itself succeeds: no exception reaches the user
+            email = queue("Survives the outage")
+    assert OutgoingEmail.objects.get(pk=email.pk).state == "pending"
+
+    # Too soon for the sweep: a task may still be on its way.
+    assert mail.requeue_stale_emails(now=timezone.now()) == 0
+    # The broker is back; the beat sweep runs a few minutes later.
+    assert mail.requeue_stale_emails(now=timezone.now() + timedelta(minutes=6)) == 1
+    assert delivered(expected=1) == ["Survives the outage"]
+    assert wait_for(lambda: OutgoingEmail.objects.get(pk=email.pk).state == "sent")
+
+
+@pytest.mark.django_db
+def test_sending_the_same_row_twice_sends_one_email():
+    email = queue()
+    assert mail.send_outgoing_email(email_id=email.pk) is True
+    assert mail.send_outgoing_email(email_id=email.pk) is False
+    assert len(django_mail.outbox) == 1
+    email.refresh_from_db()
+    assert email.state == "sent" and email.sent_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_on_one_row_send_it_once():
+    # A row written directly: nothing queued, the two "workers" below are the only senders.
+    email = OutgoingEmail.objects.create(to=["pat@example.com"], subject="Race", body_text="x")
+    barrier = threading.Barrier(2)
+    results = []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(mail.send_outgoing_email(email_id=email.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]
+    assert len(django_mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_a_refused_email_waits_for_a_retry_then_gives_up(settings, monkeypatch):
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    email = queue()
+
+    def refuse(self, *args, **kwargs):
+        raise ConnectionRefusedError("SMTP server down")
+
+    monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", refuse)
+    assert mail.send_outgoing_email(email_id=email.pk) is False
+    email.refresh_from_db()
+    assert (email.state, email.attempts) == ("pending", 1)
+    assert "SMTP server down" in email.last_error
+    mail.send_outgoing_email(email_id=email.pk)
+    email.refresh_from_db()
+    assert (email.state, email.attempts) == ("failed", 2)
+
+
+@pytest.mark.django_db
+def test_html_part_headers_and_attachments_reach_the_message():
+    email = queue(
+        body_html="<p>Hello</p>",
+        headers={"Reply-To": "clinic@example.com"},
+        attachments=[
+            {"filename": "visit.ics", "content": "BEGIN:VCALENDAR", "mimetype": "text/calendar"}
+        ],
+    )
+    mail.send_outgoing_email(email_id=email.pk)
+    (message,) = django_mail.outbox
+    assert message.alternatives[0][0] == "<p>Hello</p>"
+    assert message.extra_headers["Reply-To"] == "clinic@example.com"
+    assert message.attachments[0][0] == "visit.ics"
+
+
+@pytest.mark.django_db
+def test_sweep_skips_sent_and_recently_tried_emails():
+    now = timezone.now()
+    old = now - timedelta(minutes=10)
+    stale = OutgoingEmail.objects.create(
+        to=["a@example.com"], subject="a", body_text="a", created_at=old
+    )
+    OutgoingEmail.objects.create(to=["b@example.com"], subject="b", body_text="b", created_at=now)
+    OutgoingEmail.objects.create(
+        to=["c@example.com"], subject="c", body_text="c", created_at=old, state="sent", sent_at=old
+    )
+    OutgoingEmail.objects.create(
+        to=["d@example.com"], subject="d", body_text="d", created_at=old, last_attempt_at=now
+    )
+    assert list(OutgoingEmail.objects.stale(now=now, minutes=5)) == [stale]

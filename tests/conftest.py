@@ -1,0 +1,210 @@
+"""Shared fixtures: the clinic's content, an author, articles, a staff user, the real worker."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test.utils import override_settings
+from django.utils import timezone
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_WORKER = os.environ.get("CLINIC_REAL_WORKER") == "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_static_files():
+    # Tests read static files from the source folders; the hashed manifest is a build product.
+    with override_settings(
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+    ):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Only the keys the site uses: on Redis a flush would also empty Celery's queue.
+    from clinic.services import forget_clinic_profile
+
+    forget_clinic_profile()
+    yield
+    forget_clinic_profile()
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(tmp_path, settings):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def clinic(db):
+    from clinic.content import load_clinic_content
+
+    return load_clinic_content()
+
+
+@pytest.fixture
+def seeded(clinic):
+    """The clinic as `make run` loads it: profile, hours, topics and the calf article."""
+    from articles.content import load_article_content
+
+    load_article_content()
+    return clinic
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_user(
+        username="staffer", password="a-long-staff-password", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def author(staff_user):
+    from articles.models import Author
+
+    return Author.objects.create(
+        user=staff_user, display_name="Dana Reyes", credentials="LMT", bio="Treats sore backs."
+    )
+
+
+@pytest.fixture
+def topic(db):
+    from articles.models import Topic
+
+    return Topic.objects.create(name="Low back pain", slug="low-back-pain")
+
+
+@pytest.fixture
+def make_article(author):
+    """Build and save an article through the service; published an hour ago unless told."""
+    from articles.models import Article
+    from articles.services import save_article
+
+    counter = iter(range(1, 100_000))
+
+    def make(**fields):
+        n = next(counter)
+        topics = fields.pop("topics", [])
+        values = {
+            "title": f"Article {n}",
+            "slug": f"article-{n}",
+            "summary": f"Summary of article {n}.",
+            "body": f"Body of article {n}.",
+            "author": author,
+            "status": Article.Status.PUBLISHED,
+            "published_at": timezone.now() - timedelta(hours=1),
+        }
+        values.update(fields)
+        article = save_article(article=Article(**values))
+        if topics:
+            article.topics.set(topics)
+        return article
+
+    return make
+
+
+# --- pass (b): a real Celery worker against the test database -------------------------
+@pytest.fixture(scope="session")
+def mail_dir():
+    path = Path(tempfile.mkdtemp(prefix="clinic-mail-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, mail_dir):
+    """A real `celery worker` process on the test database (pass (b) only)."""
+    if not REAL_WORKER:
+        yield None
+        return
+    from django.db import connection
+
+    from clinic.celery import app
+
+    app.control.purge()
+    db = connection.settings_dict
+    worker_env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mail_dir),
+    }
+    log = open(mail_dir.parent / f"{mail_dir.name}-worker.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--pool=solo", "-l", "info"],
+        cwd=ROOT,
+        env=worker_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The Celery worker exited at start; see {log.name}")
+        if app.control.ping(timeout=0.5):
+            break
+    else:
+        process.kill()
+        raise RuntimeError(f"The Celery worker did not answer within 30 s; see {log.name}")
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def wait_for(predicate, timeout=15.0, interval=0.1):
+    """Poll `predicate` until it is truthy (the real worker runs in another process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def delivered(request, mailoutbox):
+    """Subjects of the emails really handed to the mail backend, in either pass.
+
+    Pass (a) reads Django's locmem outbox; pass (b) starts the real worker and reads the
+    files its file-based mail backend wrote. Waits up to 15 s for `expected` subjects.
+    """
+    if not REAL_WORKER:
+
+        def subjects(expected=0):
+            return [message.subject for message in mailoutbox]
+
+        return subjects
+
+    worker_mail_dir = request.getfixturevalue("mail_dir")
+    request.getfixturevalue("celery_worker")
+    for old in worker_mail_dir.glob("*.log"):
+        old.unlink()
+
+    def read():
+        found = []
+        for path in sorted(worker_mail_dir.glob("*.log")):
+            for line in path.read_text().splitlines():
+                if line.startswith("Subject: "):
+                    found.append(line.removeprefix("Subject: "))
+        return found
+
+    def subjects(expected=0):
+        wait_for(lambda: len(read()) >= expected)
+        return read()
+
+    return subjects
