@@ -63,6 +63,7 @@ class ArticleAdmin(SimpleHistoryAdmin):
         return ", ".join(topic.name for topic in obj.topics.all())
 
     def save_model(self, request, obj, form, change):
+        obj._history_user = request.user
         services.save_article(article=obj)
 
     @admin.action(description="Publish the selected articles (now, or on their publish date)")

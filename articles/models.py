@@ -73,8 +73,8 @@ class ArticleQuerySet(models.QuerySet):
             )
             query = SearchQuery(text, search_type="websearch", config="english")
             return (
-                self.annotate(rank=SearchRank(vector, query))
-                .filter(rank__gt=0)
+                self.annotate(document=vector, rank=SearchRank(vector, query))
+                .filter(document=query)
                 .order_by("-rank", "-published_at")
             )
         matches = Q()

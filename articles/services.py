@@ -42,12 +42,19 @@ def save_article(*, article):
     return article
 
 
+def _locked(articles):
+    """The rows of `articles`, locked; by pk, since the admin's joins cannot be locked."""
+    return Article.objects.select_for_update().filter(
+        pk__in=list(articles.values_list("pk", flat=True))
+    )
+
+
 def publish_articles(*, articles, now=None):
     """Publish each draft; one without a publish date goes live now. Returns how many changed."""
     now = now or timezone.now()
     count = 0
     with transaction.atomic():
-        for article in articles.select_for_update().exclude(status=Article.Status.PUBLISHED):
+        for article in _locked(articles).exclude(status=Article.Status.PUBLISHED):
             article.status = Article.Status.PUBLISHED
             article.published_at = article.published_at or now
             save_article(article=article)
@@ -59,7 +66,7 @@ def unpublish_articles(*, articles):
     """Take articles off the site (back to draft). Returns how many changed."""
     count = 0
     with transaction.atomic():
-        for article in articles.select_for_update().filter(status=Article.Status.PUBLISHED):
+        for article in _locked(articles).filter(status=Article.Status.PUBLISHED):
             article.status = Article.Status.DRAFT
             save_article(article=article)
             count += 1

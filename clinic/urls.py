@@ -2,7 +2,6 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path, re_path
-from django.views.static import serve
 
 from articles.sitemaps import sitemaps
 
@@ -18,5 +17,5 @@ urlpatterns = [
     path("newsletter/", include("newsletter.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
     # Uploaded images (article heroes) are few and small: the site serves them itself.
-    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    re_path(r"^media/(?P<path>.*)$", views.media, name="media"),
 ]

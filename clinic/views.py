@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.static import serve
 
 from articles.models import Article
 
@@ -67,6 +68,12 @@ def health(request):
     return JsonResponse(
         {"status": "ok" if healthy else "down", "checks": results}, status=200 if healthy else 503
     )
+
+
+@require_GET
+def media(request, path):
+    """Uploaded files (article images): few and small, so the site serves them itself."""
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
 @require_GET

@@ -1,38 +1,16 @@
 """Home page, shared layout, health check, robots.txt and error pages."""
 
-import json
-from html.parser import HTMLParser
-
 import pytest
 from django.urls import reverse
 
 from clinic.models import ClinicProfile, OpeningHours
+from tests.html import parse
 
 pytestmark = pytest.mark.django_db
 
 
-class _JsonLd(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.blocks, self._inside = [], False
-
-    def handle_starttag(self, tag, attrs):
-        self._inside = tag == "script" and ("type", "application/ld+json") in attrs
-        if self._inside:
-            self.blocks.append("")
-
-    def handle_endtag(self, tag):
-        self._inside = False
-
-    def handle_data(self, data):
-        if self._inside:
-            self.blocks[-1] += data
-
-
 def jsonld_of(response):
-    parser = _JsonLd()
-    parser.feed(response.content.decode())
-    return [json.loads(block) for block in parser.blocks]
+    return parse(response).jsonld
 
 
 def test_home_shows_the_clinic_details_and_a_way_to_book(client, seeded):

@@ -1,0 +1,172 @@
+"""Staff run articles in the admin: write, publish, review, restore an earlier version."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from articles.models import Article, ArticleRedirect
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client, staff_user, clinic):
+    client.force_login(staff_user)
+    return client
+
+
+def article_form(author, topic, **overrides):
+    now = timezone.localtime()
+    data = {
+        "title": "Hamstrings and your back",
+        "slug": "hamstrings-and-your-back",
+        "summary": "Why tight hamstrings tug at the pelvis.",
+        "body": "Hamstrings pull on the pelvis [@1].",
+        "hero_alt": "",
+        "author": author.pk,
+        "topics": [topic.pk],
+        "reviewer": "",
+        "last_reviewed": "",
+        "next_review_due": "",
+        "status": "published",
+        "published_at_0": now.strftime("%Y-%m-%d"),
+        "published_at_1": now.strftime("%H:%M:%S"),
+        "references-TOTAL_FORMS": "1",
+        "references-INITIAL_FORMS": "0",
+        "references-MIN_NUM_FORMS": "0",
+        "references-MAX_NUM_FORMS": "1000",
+        "references-0-position": "1",
+        "references-0-year": "2007",
+        "references-0-authors": "Janda V, Frank C, Liebenson C",
+        "references-0-title": "Evaluation of muscular imbalance",
+        "references-0-source": "Rehabilitation of the Spine",
+        "references-0-doi": "",
+        "references-0-url": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_staff_write_and_publish_an_article_with_references(staff, author, topic):
+    response = staff.post(reverse("admin:articles_article_add"), article_form(author, topic))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    article = Article.objects.get(slug="hamstrings-and-your-back")
+    assert article.references.get().position == 1
+    assert 'href="#ref-1"' in article.body_html
+    page = staff.get(article.get_absolute_url()).content.decode()
+    assert "Evaluation of muscular imbalance" in page
+
+
+def test_hostile_admin_input_is_refused_with_messages_and_kept(staff, author, topic):
+    data = article_form(
+        author,
+        topic,
+        slug="not a slug <script>",
+        title="x" * 500,
+        status="published",
+        published_at_0="",
+        published_at_1="",
+        **{"references-0-year": "nineteen"},
+    )
+    response = staff.post(reverse("admin:articles_article_add"), data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Enter a valid “slug”" in page
+    assert "Ensure this value has at most 140 characters" in page
+    assert "Enter a whole number." in page
+    assert "Hamstrings pull on the pelvis [@1]." in page  # what staff typed is still there
+    assert not Article.objects.exists()
+
+
+def test_renaming_in_the_admin_keeps_the_old_address(staff, author, topic):
+    staff.post(reverse("admin:articles_article_add"), article_form(author, topic))
+    article = Article.objects.get()
+    data = article_form(author, topic, slug="hamstrings")
+    data.update(
+        {
+            "references-INITIAL_FORMS": "1",
+            "references-0-id": article.references.get().pk,
+            "references-0-article": article.pk,
+        }
+    )
+    response = staff.post(reverse("admin:articles_article_change", args=[article.pk]), data)
+    assert response.status_code == 302
+    assert ArticleRedirect.objects.get().old_slug == "hamstrings-and-your-back"
+    assert staff.get("/articles/hamstrings-and-your-back/")["Location"] == "/articles/hamstrings/"
+
+
+def test_publish_and_unpublish_actions(staff, make_article, client):
+    draft = make_article(status=Article.Status.DRAFT, published_at=None)
+    changelist = reverse("admin:articles_article_changelist")
+    staff.post(changelist, {"action": "publish", "_selected_action": [draft.pk]})
+    draft.refresh_from_db()
+    assert draft.is_live()
+    staff.post(changelist, {"action": "unpublish", "_selected_action": [draft.pk]})
+    draft.refresh_from_db()
+    assert draft.status == "draft"
+
+
+def test_changelist_shows_status_topics_reviewer_and_finds_overdue_reviews(
+    staff, make_article, topic
+):
+    make_article(
+        title="Overdue one", next_review_due=date.today() - timedelta(days=1), topics=[topic]
+    )
+    make_article(title="Fresh one", next_review_due=date.today() + timedelta(days=90))
+    changelist = reverse("admin:articles_article_changelist")
+    page = staff.get(changelist).content.decode()
+    assert "Overdue one" in page and "Low back pain" in page and "Published" in page
+    overdue = staff.get(changelist, {"review": "overdue"}).content.decode()
+    assert "Overdue one" in overdue and "Fresh one" not in overdue
+    assert staff.get(changelist, {"q": "Overdue"}).status_code == 200
+
+
+def test_every_save_keeps_a_version_staff_can_restore(staff, make_article):
+    from articles.services import save_article
+
+    article = make_article(title="First title", body="First body")
+    article.title, article.body = "Second title", "Second body"
+    save_article(article=article)
+    assert article.history.count() == 2
+    history_url = reverse("admin:articles_article_history", args=[article.pk])
+    assert "First title" in staff.get(history_url).content.decode()
+
+    first = article.history.earliest()
+    revert_url = reverse(
+        "admin:articles_article_simple_history", args=[article.pk, first.history_id]
+    )
+    form = staff.get(revert_url).context["adminform"].form
+    data = {name: field.value() for name, field in ((n, form[n]) for n in form.fields)}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    data["topics"] = []
+    split = timezone.localtime(first.published_at)
+    data.update(
+        {
+            "published_at_0": split.strftime("%Y-%m-%d"),
+            "published_at_1": split.strftime("%H:%M:%S"),
+            "hero_image": "",
+            "references-TOTAL_FORMS": "0",
+            "references-INITIAL_FORMS": "0",
+            "references-MIN_NUM_FORMS": "0",
+            "references-MAX_NUM_FORMS": "1000",
+        }
+    )
+    data.pop("published_at")
+    assert staff.post(revert_url, data).status_code == 302
+    article.refresh_from_db()
+    assert (article.title, article.body) == ("First title", "First body")
+    assert "First body" in article.body_html
+    assert article.history.count() == 3
+
+
+def test_admin_pages_load(staff, seeded):
+    for name in (
+        "articles_topic",
+        "articles_author",
+        "articles_articleredirect",
+        "clinic_outgoingemail",
+    ):
+        assert staff.get(reverse(f"admin:{name}_changelist")).status_code == 200
+    assert staff.get(reverse("admin:clinic_clinicprofile_change", args=[1])).status_code == 200
