@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 TEST_ENV := SECRET_KEY=insecure-key-for-tests-only
 BOOTSTRAP_VERSION := 5.3.9
 
-.PHONY: run test test-embedded test-services worker lint format vendor clean
+.PHONY: run test test-embedded test-services worker lint format vendor clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -67,3 +67,6 @@ vendor:
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+bench: $(STAMP)
+	env -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/pages.py

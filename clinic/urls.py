@@ -19,3 +19,5 @@ urlpatterns = [
     # Uploaded images (article heroes) are few and small: the site serves them itself.
     re_path(r"^media/(?P<path>.*)$", views.media, name="media"),
 ]
+
+handler500 = "clinic.views.server_error"

@@ -4,8 +4,9 @@ import logging
 
 from django.conf import settings
 from django.db import connections
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -68,6 +69,15 @@ def health(request):
     return JsonResponse(
         {"status": "ok" if healthy else "down", "checks": results}, status=200 if healthy else 503
     )
+
+
+def server_error(request):
+    """The styled 500 page, with the clinic's phone when the cache or database still answers."""
+    try:
+        return render(request, "500.html", status=500)
+    except Exception:  # the failure may be the database itself: fall back to the bare page
+        logger.exception("Could not render the full error page")
+        return HttpResponseServerError(render_to_string("500.html"))
 
 
 @require_GET

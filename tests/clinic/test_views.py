@@ -122,3 +122,24 @@ def test_admin_is_titled_with_the_clinics_name(client, seeded, staff_user):
 
 def test_pages_refuse_post_with_405(client, seeded):
     assert client.post("/").status_code == 405
+
+
+def test_a_crash_shows_the_styled_500_page_with_the_phone(rf, seeded):
+    from clinic import views
+
+    response = views.server_error(rf.get("/"))
+    page = response.content.decode()
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in page and "tel:+12099152296" in page
+
+
+def test_the_500_page_renders_even_when_the_database_is_gone(rf, monkeypatch):
+    from clinic import views
+
+    def gone(*args, **kwargs):
+        raise ConnectionError("database gone")
+
+    monkeypatch.setattr(views, "render", gone)
+    response = views.server_error(rf.get("/"))
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.content.decode()
