@@ -7,6 +7,7 @@ clinic.tasks.requeue_unsent_emails queues it again).
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -113,14 +114,23 @@ def send_outgoing_email(*, email_id):
         return True
 
 
+def retry_delay(attempts):
+    """How long an email waits after `attempts` tries: 5, 5, 10, 20… minutes, a day at most."""
+    minutes = settings.OUTBOX_REQUEUE_AFTER_MINUTES * 2 ** max(0, attempts - 1)
+    return timedelta(minutes=min(minutes, 24 * 60))
+
+
 def requeue_stale_emails(*, now=None):
-    """Queue again every pending email nobody has tried for a while; returns how many."""
+    """Queue again each pending email whose wait is over (lost task, failed try); count them."""
     now = now or timezone.now()
-    ids = list(
-        OutgoingEmail.objects.stale(
-            now=now, minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES
-        ).values_list("pk", flat=True)[:500]
-    )
-    for email_id in ids:
+    candidates = OutgoingEmail.objects.stale(
+        now=now, minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES
+    ).values_list("pk", "created_at", "last_attempt_at", "attempts")[:1000]
+    due = [
+        pk
+        for pk, created_at, last_attempt_at, attempts in candidates
+        if (last_attempt_at or created_at) + retry_delay(attempts) <= now
+    ]
+    for email_id in due:
         enqueue_send(email_id)
-    return len(ids)
+    return len(due)

@@ -208,3 +208,44 @@ def delivered(request, mailoutbox):
         return read()
 
     return subjects
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Within `with broker_down():` the broker cannot be reached.
+
+    Pass (b) points the Celery app at a closed port, so kombu really fails to connect;
+    pass (a) has no broker (tasks run eagerly), so publishing raises kombu's own error.
+    """
+    from contextlib import contextmanager
+
+    from kombu.exceptions import OperationalError
+
+    from clinic.celery import app
+    from clinic.tasks import send_email_task
+
+    def drop_pools():
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    @contextmanager
+    def down():
+        if REAL_WORKER:
+            saved = app.conf.broker_url
+            app.conf.broker_url = "redis://127.0.0.1:9/0"
+            drop_pools()
+            try:
+                yield
+            finally:
+                app.conf.broker_url = saved
+                drop_pools()
+        else:
+
+            def refuse(*args, **kwargs):
+                raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+            with monkeypatch.context() as patch:
+                patch.setattr(send_email_task, "delay", refuse)
+                yield
+
+    return down
