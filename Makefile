@@ -8,7 +8,7 @@ DEV_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL DEBUG=true
 # Pass (b) of `make test`: the real services (override on the command line if yours differ).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clinic
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
-TEST_ENV := SECRET_KEY=insecure-key-for-tests-only
+TEST_ENV := SECRET_KEY=insecure-key-for-tests-only SITE_URL=http://127.0.0.1:8000
 BOOTSTRAP_VERSION := 5.3.9
 
 .PHONY: run test test-embedded test-services worker lint format vendor clean bench
@@ -45,8 +45,10 @@ test-services: $(STAMP)
 		echo "################################################################"; \
 	fi
 
+# A worker needs a broker: the local Redis unless REDIS_URL or CELERY_BROKER_URL says otherwise.
 worker: $(STAMP)
-	$(PY) -m celery -A clinic worker --beat --loglevel=info
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} DEBUG=$${DEBUG:-true} \
+		$(PY) -m celery -A clinic worker --beat --loglevel=info
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -62,6 +62,18 @@ class ArticleAdmin(SimpleHistoryAdmin):
     def topic_list(self, obj):
         return ", ".join(topic.name for topic in obj.topics.all())
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.record_sources(article=form.instance)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """Reverting also brings back that version's topics and references."""
+        response = super().history_form_view(request, object_id, version_id, extra_context)
+        if request.method == "POST" and response.status_code == 302:
+            version = Article.history.get(id=object_id, history_id=version_id)
+            services.restore_sources(article=Article.objects.get(pk=object_id), version=version)
+        return response
+
     def save_model(self, request, obj, form, change):
         obj._history_user = request.user
         services.save_article(article=obj)

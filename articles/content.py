@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .models import Article, ArticleRedirect, Author, Reference, Topic
-from .services import save_article
+from .services import record_sources, save_article
 
 CONTENT_DIR = Path(__file__).resolve().parent / "content"
 CLINIC_TZ = ZoneInfo("America/Los_Angeles")
@@ -109,4 +109,5 @@ def load_article_content():
         Reference(article=article, position=position, **reference)
         for position, reference in enumerate(spec["references"], start=1)
     )
+    record_sources(article=article)
     return 1

@@ -15,10 +15,20 @@ from simple_history.models import HistoricalRecords
 WORDS_PER_MINUTE = 200
 
 
+class TopicQuerySet(models.QuerySet):
+    def live(self):
+        """Topics with at least one live article (the others would lead to empty pages)."""
+        return self.filter(
+            models.Exists(Article.objects.published().filter(topics=models.OuterRef("pk")))
+        )
+
+
 class Topic(models.Model):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True, help_text="One or two sentences for the topic page.")
+
+    objects = TopicQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -124,6 +134,8 @@ class Article(models.Model):
         help_text="What the image shows, for readers who cannot see it (required with an image).",
     )
     hero_renditions = models.JSONField(default=dict, blank=True, editable=False)
+    # Topics and references as they were at each save, so restoring a version restores them.
+    sources_snapshot = models.JSONField(default=dict, blank=True, editable=False)
     author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="articles")
     reviewer = models.ForeignKey(
         Author,

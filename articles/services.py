@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .images import make_renditions
-from .models import Article, ArticleRedirect
+from .models import Article, ArticleRedirect, Reference, Topic
 from .rendering import render_markdown
 
 
@@ -40,6 +40,46 @@ def save_article(*, article):
         article.hero_renditions = make_renditions(article.hero_image)
         Article.objects.filter(pk=article.pk).update(hero_renditions=article.hero_renditions)
     return article
+
+
+def sources_of(article):
+    """The article's topics and references as plain data."""
+    return {
+        "topics": sorted(article.topics.values_list("pk", flat=True)),
+        "references": list(
+            article.references.order_by("position").values(
+                "position", "authors", "year", "title", "source", "doi", "url"
+            )
+        ),
+    }
+
+
+def record_sources(*, article):
+    """Keep the article's topics and references on it and on its newest version.
+
+    The admin saves topics and references after the article itself (and after its
+    version was written), so they are added to that version here.
+    """
+    snapshot = sources_of(article)
+    Article.objects.filter(pk=article.pk).update(sources_snapshot=snapshot)
+    latest = article.history.order_by("-history_date", "-history_id").first()
+    if latest is not None:
+        type(latest).objects.filter(pk=latest.pk).update(sources_snapshot=snapshot)
+    return snapshot
+
+
+@transaction.atomic
+def restore_sources(*, article, version):
+    """Put back the topics and references an earlier version of `article` had."""
+    snapshot = version.sources_snapshot or {}
+    if not snapshot:
+        return  # a version older than snapshots: leave today's sources alone
+    article.topics.set(Topic.objects.filter(pk__in=snapshot.get("topics", [])))
+    article.references.all().delete()
+    Reference.objects.bulk_create(
+        Reference(article=article, **reference) for reference in snapshot.get("references", [])
+    )
+    record_sources(article=article)
 
 
 def _locked(articles):

@@ -4,7 +4,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.sitemaps import Sitemap
-from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
 from .models import Article, Topic
@@ -44,8 +43,7 @@ class TopicSitemap(SiteUrlSitemap):
     changefreq = "weekly"
 
     def items(self):
-        live = Article.objects.published().filter(topics=OuterRef("pk"))
-        return Topic.objects.filter(Exists(live)).order_by("name")
+        return Topic.objects.live().order_by("name")
 
 
 sitemaps = {"pages": StaticPagesSitemap, "articles": ArticleSitemap, "topics": TopicSitemap}

@@ -8,5 +8,5 @@ urlpatterns = [
     path("feed/rss/", feeds.LatestArticlesFeed(), name="rss"),
     path("feed/atom/", feeds.LatestArticlesAtomFeed(), name="atom"),
     path("topics/<slug:slug>/", views.topic_detail, name="topic"),
-    path("<str:slug>/", views.article_detail, name="detail"),
+    path("<slug:slug>/", views.article_detail, name="detail"),
 ]

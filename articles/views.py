@@ -3,7 +3,7 @@
 from django.core.paginator import InvalidPage, Paginator
 from django.http import Http404, HttpResponsePermanentRedirect
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from .forms import ArticleSearchForm
 from .models import Article, ArticleRedirect, Topic
@@ -21,42 +21,49 @@ def _page_of(request, queryset):
         raise Http404("No such page of articles.") from exc
 
 
-@require_GET
+@require_safe
 def article_list(request):
     form = ArticleSearchForm(request.GET or None)
     articles = Article.objects.published().for_cards()
     status = 200
     query = topic = None
-    if form.is_bound and form.is_valid():
-        query, topic = form.cleaned_data["q"], form.cleaned_data["topic"]
+    if form.is_bound:
+        form.is_valid()
+        # A bad field is reported (400) and ignored; a good one still filters.
+        query, topic = form.cleaned_data.get("q"), form.cleaned_data.get("topic")
+        if form.errors:
+            status = 400
         if topic:
             articles = articles.filter(topics=topic)
         if query:
             articles = articles.search(query)
-    elif form.is_bound:
-        status = 400
-        articles = articles.none()
     page = _page_of(request, articles)
     return render(
         request,
         "articles/list.html",
-        {"form": form, "page": page, "query": query, "topic": topic, "topics": Topic.objects.all()},
+        {
+            "form": form,
+            "page": page,
+            "query": query,
+            "topic": topic,
+            "topics": Topic.objects.live(),
+        },
         status=status,
     )
 
 
-@require_GET
+@require_safe
 def topic_detail(request, slug):
     topic = get_object_or_404(Topic, slug=slug)
     page = _page_of(request, Article.objects.published().for_cards().filter(topics=topic))
     return render(
         request,
         "articles/topic.html",
-        {"topic": topic, "page": page, "topics": Topic.objects.all()},
+        {"topic": topic, "page": page, "topics": Topic.objects.live()},
     )
 
 
-@require_GET
+@require_safe
 def article_detail(request, slug):
     article = (
         Article.objects.select_related("author", "reviewer")
@@ -64,13 +71,13 @@ def article_detail(request, slug):
         .filter(slug=slug)
         .first()
     )
-    if article is None:
+    preview = article is not None and not article.is_live()
+    if article is None or (preview and not request.user.is_staff):
+        # An old address of a live article answers with its new one, even when a draft
+        # has since taken that slug.
         moved = ArticleRedirect.objects.select_related("article").filter(old_slug=slug).first()
         if moved and moved.article.is_live():
             return HttpResponsePermanentRedirect(moved.article.get_absolute_url())
-        raise Http404("No such article.")
-    preview = not article.is_live()
-    if preview and not request.user.is_staff:
         raise Http404("No such article.")
     response = render(
         request,

@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["DEBUG"] = "false"
 os.environ.setdefault("SECRET_KEY", "bench-only")
+os.environ.setdefault("SITE_URL", "http://127.0.0.1:8000")
 if "DATABASE_URL" not in os.environ:
     os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
 os.environ["DJANGO_SETTINGS_MODULE"] = "clinic.settings"

@@ -60,12 +60,5 @@ class OutgoingEmailAdmin(admin.ModelAdmin):
 
     @admin.action(description="Try sending the selected unsent emails again")
     def send_again(self, request, queryset):
-        count = 0
-        for email in queryset.exclude(state=OutgoingEmail.State.SENT):
-            if email.state == OutgoingEmail.State.FAILED:
-                email.state = OutgoingEmail.State.PENDING
-                email.attempts = 0
-                email.save(update_fields=["state", "attempts"])
-            mail.enqueue_send(email.pk)
-            count += 1
+        count = mail.retry_emails(emails=queryset)
         self.message_user(request, f"{count} email(s) queued again.", messages.SUCCESS)

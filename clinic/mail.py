@@ -12,6 +12,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F, Q
+from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -48,7 +50,7 @@ def queue_templated_email(*, to, template, context, headers=None, attachments=No
     body_text = render_to_string(f"emails/{template}_body.txt", context)
     try:
         body_html = render_to_string(f"emails/{template}_body.html", context)
-    except Exception:  # the HTML part is optional
+    except TemplateDoesNotExist:  # the HTML part is optional; a broken one is a bug
         body_html = ""
     return queue_email(
         to=to,
@@ -70,48 +72,74 @@ def enqueue_send(email_id):
         logger.warning("Broker unavailable, email %s waits for the sweep: %s", email_id, exc)
 
 
+def _claim(email_id, now):
+    """Take one email for sending; True if this caller now owns it.
+
+    One conditional UPDATE: the database locks the row while it checks and changes the
+    state, so of two senders racing for the same email exactly one wins. A claim whose
+    sender died is free again once its lease has run out.
+    """
+    claimable = Q(state=OutgoingEmail.State.PENDING) | Q(
+        state=OutgoingEmail.State.SENDING, last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE
+    )
+    claimed = OutgoingEmail.objects.filter(claimable, pk=email_id).update(
+        state=OutgoingEmail.State.SENDING, attempts=F("attempts") + 1, last_attempt_at=now
+    )
+    return claimed == 1
+
+
+def _message(email):
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body_text,
+        from_email=email.from_email or settings.DEFAULT_FROM_EMAIL,
+        to=email.to,
+        headers=email.headers,
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    for attachment in email.attachments:
+        message.attach(attachment["filename"], attachment["content"], attachment["mimetype"])
+    return message
+
+
 def send_outgoing_email(*, email_id):
     """Send one outbox row at most once; returns True if this call sent it.
 
-    Runs its own transaction and holds a row lock (skip_locked) while sending, so
-    two workers given the same id cannot both send it: the second finds it locked
-    or already sent and does nothing.
+    The row is claimed first and sent outside any transaction, so a slow mail server
+    holds no database lock; only the claim's owner may then mark it sent or failed.
     """
-    with transaction.atomic():
-        email = (
-            OutgoingEmail.objects.select_for_update(skip_locked=True)
-            .filter(pk=email_id, state=OutgoingEmail.State.PENDING)
-            .first()
+    now = timezone.now()
+    if not _claim(email_id, now):
+        return False
+    email = OutgoingEmail.objects.get(pk=email_id)
+    ours = OutgoingEmail.objects.filter(
+        pk=email_id, state=OutgoingEmail.State.SENDING, last_attempt_at=now
+    )
+    try:
+        _message(email).send()
+    except Exception as exc:  # SMTP refusals, timeouts, DNS: keep it for a retry
+        gave_up = email.attempts >= settings.OUTBOX_MAX_ATTEMPTS
+        ours.update(
+            state=OutgoingEmail.State.FAILED if gave_up else OutgoingEmail.State.PENDING,
+            last_error=f"{exc.__class__.__name__}: {exc}"[:2000],
         )
-        if email is None:
-            return False
-        email.attempts += 1
-        email.last_attempt_at = timezone.now()
-        message = EmailMultiAlternatives(
-            subject=email.subject,
-            body=email.body_text,
-            from_email=email.from_email or settings.DEFAULT_FROM_EMAIL,
-            to=email.to,
-            headers=email.headers,
-        )
-        if email.body_html:
-            message.attach_alternative(email.body_html, "text/html")
-        for attachment in email.attachments:
-            message.attach(attachment["filename"], attachment["content"], attachment["mimetype"])
-        try:
-            message.send()
-        except Exception as exc:  # SMTP refusals, timeouts, DNS: keep it for a retry
-            email.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
-            if email.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-                email.state = OutgoingEmail.State.FAILED
-            email.save(update_fields=["attempts", "last_attempt_at", "last_error", "state"])
-            logger.warning("Email %s not sent (attempt %s): %s", email.pk, email.attempts, exc)
-            return False
-        email.state = OutgoingEmail.State.SENT
-        email.sent_at = timezone.now()
-        email.last_error = ""
-        email.save(update_fields=["attempts", "last_attempt_at", "last_error", "state", "sent_at"])
-        return True
+        logger.warning("Email %s not sent (attempt %s): %s", email_id, email.attempts, exc)
+        return False
+    ours.update(state=OutgoingEmail.State.SENT, sent_at=timezone.now(), last_error="")
+    return True
+
+
+def retry_emails(*, emails):
+    """Give unsent emails (including ones given up on) a fresh start; returns how many."""
+    unsent = emails.filter(state__in=[OutgoingEmail.State.PENDING, OutgoingEmail.State.FAILED])
+    ids = list(unsent.values_list("pk", flat=True))
+    OutgoingEmail.objects.filter(pk__in=ids).update(
+        state=OutgoingEmail.State.PENDING, attempts=0, last_attempt_at=None
+    )
+    for email_id in ids:
+        transaction.on_commit(lambda email_id=email_id: enqueue_send(email_id))
+    return len(ids)
 
 
 def retry_delay(attempts):
@@ -125,11 +153,12 @@ def requeue_stale_emails(*, now=None):
     now = now or timezone.now()
     candidates = OutgoingEmail.objects.stale(
         now=now, minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES
-    ).values_list("pk", "created_at", "last_attempt_at", "attempts")[:1000]
+    ).values_list("pk", "state", "created_at", "last_attempt_at", "attempts")[:1000]
     due = [
         pk
-        for pk, created_at, last_attempt_at, attempts in candidates
-        if (last_attempt_at or created_at) + retry_delay(attempts) <= now
+        for pk, state, created_at, last_attempt_at, attempts in candidates
+        if state == OutgoingEmail.State.SENDING  # abandoned by a dead worker
+        or (last_attempt_at or created_at) + retry_delay(attempts) <= now
     ]
     for email_id in due:
         enqueue_send(email_id)

@@ -125,11 +125,16 @@ class OutgoingEmailQuerySet(models.QuerySet):
         return self.filter(state=OutgoingEmail.State.PENDING)
 
     def stale(self, *, now, minutes):
-        """Pending emails that nobody has tried to send for `minutes` (lost tasks)."""
+        """Emails whose task may be lost: pending and untouched for `minutes`, or claimed
+        by a sender that has not finished within the lease (its worker died)."""
         cutoff = now - timedelta(minutes=minutes)
-        return self.pending().filter(
-            Q(last_attempt_at__isnull=True, created_at__lte=cutoff) | Q(last_attempt_at__lte=cutoff)
+        untouched = Q(last_attempt_at__isnull=True, created_at__lte=cutoff) | Q(
+            last_attempt_at__lte=cutoff
         )
+        abandoned = Q(
+            state=OutgoingEmail.State.SENDING, last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE
+        )
+        return self.filter((Q(state=OutgoingEmail.State.PENDING) & untouched) | abandoned)
 
 
 class OutgoingEmail(models.Model):
@@ -137,8 +142,12 @@ class OutgoingEmail(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         FAILED = "failed", "Gave up"
+
+    # How long a sender owns a claimed email; longer than a task's hard time limit.
+    SEND_LEASE = timedelta(minutes=10)
 
     to = models.JSONField(help_text="List of recipient addresses.")
     subject = models.CharField(max_length=255)

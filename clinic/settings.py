@@ -53,6 +53,9 @@ if not SECRET_KEY:
         _fail("SECRET_KEY", "must be set when DEBUG is off (or set DEBUG=true for development)")
     SECRET_KEY = "insecure-development-key-never-use-in-production"
 
+if not DEBUG and "SITE_URL" not in env:
+    # Links in emails, feeds and sitemaps would point at a development address.
+    _fail("SITE_URL", "must be set when DEBUG is off (the public address, https://...)")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 _site = urlsplit(SITE_URL)
 if _site.scheme not in ("http", "https") or not _site.netloc:
@@ -61,6 +64,8 @@ if _site.scheme not in ("http", "https") or not _site.netloc:
 ALLOWED_HOSTS = _read(
     "ALLOWED_HOSTS", env.list, default=[_site.hostname, "localhost", "127.0.0.1", "[::1]"]
 )
+if not ALLOWED_HOSTS or not all(ALLOWED_HOSTS):
+    _fail("ALLOWED_HOSTS", "must name at least one host (comma-separated, no empty entries)")
 CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 
 ADMIN_URL = env.str("ADMIN_URL", default="admin/").strip("/") + "/"
@@ -142,7 +147,7 @@ else:
         "NAME": VAR_DIR / "db.sqlite3",
         "OPTIONS": SQLITE_OPTIONS,
     }
-_db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+_db.setdefault("CONN_MAX_AGE", _read("CONN_MAX_AGE", env.int, default=0))
 _db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -209,8 +214,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"clinic@{_site.hostn
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = 20
 # Minutes an email may wait unsent before the sweep queues it again.
-OUTBOX_REQUEUE_AFTER_MINUTES = env.int("OUTBOX_REQUEUE_AFTER_MINUTES", default=5)
-OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+OUTBOX_REQUEUE_AFTER_MINUTES = _read("OUTBOX_REQUEUE_AFTER_MINUTES", env.int, default=5)
+OUTBOX_MAX_ATTEMPTS = _read("OUTBOX_MAX_ATTEMPTS", env.int, default=8)
 
 # --- Auth -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -255,7 +260,7 @@ if _site.scheme == "https" and not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", env.int, default=0)
 
 # Every page and asset comes from this site: nothing may load from another host.
 CONTENT_SECURITY_POLICY = {

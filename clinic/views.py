@@ -5,11 +5,12 @@ import logging
 from django.conf import settings
 from django.db import connections
 from django.http import HttpResponse, HttpResponseServerError, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django.views.static import serve
 
 from articles.models import Article
@@ -20,7 +21,7 @@ from .services import get_clinic_profile
 logger = logging.getLogger(__name__)
 
 
-@require_GET
+@require_safe
 def home(request):
     profile = get_clinic_profile()
     latest = Article.objects.published().for_cards()[:3]
@@ -51,7 +52,7 @@ def _check_redis():
 
 
 @never_cache
-@require_GET
+@require_safe
 def health(request):
     """JSON status of the database and (when configured) Redis: 200 all up, 503 otherwise."""
     checks = {"database": _check_database}
@@ -80,17 +81,23 @@ def server_error(request):
         return HttpResponseServerError(render_to_string("500.html"))
 
 
-@require_GET
+@require_safe
 def media(request, path):
     """Uploaded files (article images): few and small, so the site serves them itself."""
     return serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
-@require_GET
+@require_safe
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page says (the admin names none)."""
+    return redirect(static("img/favicon.svg"))
+
+
+@require_safe
 def robots_txt(request):
     lines = [
         "User-agent: *",
-        f"Disallow: /{settings.ADMIN_URL}",
+        # ADMIN_URL is left out on purpose: naming it here would publish a secret path.
         "Disallow: /healthz",
         f"Sitemap: {settings.SITE_URL}{reverse('sitemap')}",
         "",

@@ -123,42 +123,63 @@ def test_changelist_shows_status_topics_reviewer_and_finds_overdue_reviews(
     assert staff.get(changelist, {"q": "Overdue"}).status_code == 200
 
 
-def test_every_save_keeps_a_version_staff_can_restore(staff, make_article):
-    from articles.services import save_article
-
-    article = make_article(title="First title", body="First body")
-    article.title, article.body = "Second title", "Second body"
-    save_article(article=article)
-    assert article.history.count() == 2
-    history_url = reverse("admin:articles_article_history", args=[article.pk])
-    assert "First title" in staff.get(history_url).content.decode()
-
-    first = article.history.earliest()
-    revert_url = reverse(
-        "admin:articles_article_simple_history", args=[article.pk, first.history_id]
-    )
+def revert_form_data(staff, revert_url):
+    """What the admin's revert page would submit: the old version's fields as shown."""
     form = staff.get(revert_url).context["adminform"].form
-    data = {name: field.value() for name, field in ((n, form[n]) for n in form.fields)}
-    data = {k: ("" if v is None else v) for k, v in data.items()}
-    data["topics"] = []
-    split = timezone.localtime(first.published_at)
-    data.update(
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if name == "published_at":
+            local = timezone.localtime(value)
+            data["published_at_0"], data["published_at_1"] = (
+                f"{local:%Y-%m-%d}",
+                f"{local:%H:%M:%S}",
+            )
+        elif name == "topics":
+            data["topics"] = [getattr(v, "pk", v) for v in value or []]
+        else:
+            data[name] = "" if value is None else value
+    data["hero_image"] = ""
+    return data
+
+
+def test_every_save_keeps_a_version_staff_can_restore_with_its_sources(staff, author, topic):
+    from articles.models import Topic
+
+    add = reverse("admin:articles_article_add")
+    assert staff.post(add, article_form(author, topic, title="First title")).status_code == 302
+    article = Article.objects.get()
+    feet = Topic.objects.create(name="Feet", slug="feet")
+    second = article_form(author, feet, title="Second title", body="Second body")
+    second.update(
         {
-            "published_at_0": split.strftime("%Y-%m-%d"),
-            "published_at_1": split.strftime("%H:%M:%S"),
-            "hero_image": "",
-            "references-TOTAL_FORMS": "0",
-            "references-INITIAL_FORMS": "0",
-            "references-MIN_NUM_FORMS": "0",
-            "references-MAX_NUM_FORMS": "1000",
+            "references-INITIAL_FORMS": "1",
+            "references-0-id": article.references.get().pk,
+            "references-0-article": article.pk,
+            "references-0-DELETE": "on",
         }
     )
-    data.pop("published_at")
-    assert staff.post(revert_url, data).status_code == 302
+    change = reverse("admin:articles_article_change", args=[article.pk])
+    assert staff.post(change, second).status_code == 302
     article.refresh_from_db()
-    assert (article.title, article.body) == ("First title", "First body")
-    assert "First body" in article.body_html
+    assert article.title == "Second title" and not article.references.exists()
+    assert article.history.count() == 2
+    assert (
+        "First title"
+        in staff.get(reverse("admin:articles_article_history", args=[article.pk])).content.decode()
+    )
+
+    first = article.history.earliest()
+    revert = reverse("admin:articles_article_simple_history", args=[article.pk, first.history_id])
+    assert staff.post(revert, revert_form_data(staff, revert)).status_code == 302
+    article.refresh_from_db()
+    assert (article.title, article.body) == ("First title", "Hamstrings pull on the pelvis [@1].")
+    assert 'href="#ref-1"' in article.body_html
+    assert [r.title for r in article.references.all()] == ["Evaluation of muscular imbalance"]
+    assert list(article.topics.all()) == [topic]
     assert article.history.count() == 3
+    page = staff.get(article.get_absolute_url()).content.decode()
+    assert "Evaluation of muscular imbalance" in page
 
 
 def test_admin_pages_load(staff, seeded):

@@ -65,15 +65,14 @@ def test_citation_inside_code_is_left_as_text():
 
 
 @pytest.mark.django_db
-def test_the_page_serves_html_rendered_once_at_save(client, clinic, make_article, monkeypatch):
+def test_the_page_serves_html_rendered_once_at_save(client, clinic, make_article):
+    from articles.models import Article
+
     article = make_article(body="First **version**")
-    from articles import rendering
-
-    def fail(*args, **kwargs):
-        raise AssertionError("rendered on a request")
-
-    monkeypatch.setattr(rendering, "render_markdown", fail)
-    assert "<strong>version</strong>" in client.get(article.get_absolute_url()).content.decode()
+    # Change the Markdown behind the service's back: the page must keep the stored HTML.
+    Article.objects.filter(pk=article.pk).update(body="Changed *directly*")
+    page = client.get(article.get_absolute_url()).content.decode()
+    assert "<strong>version</strong>" in page and "<em>directly</em>" not in page
 
 
 @pytest.mark.django_db

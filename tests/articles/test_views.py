@@ -208,6 +208,8 @@ BAD_QUERIES = [
     ({"q": "x" * 10_000}, 400),
     ({"q": "bad\x00byte"}, 400),
     ({"topic": "no-such-topic"}, 400),
+    ({"topic": "bad\x00slug"}, 400),
+    ({"page": "1\x00"}, 404),
     ({"q": "𝔰𝔬𝔩𝔢𝔲𝔰 ☃ ' \" <script> -- ;DROP TABLE"}, 200),
     ({"q": "'\"!&|:*()"}, 200),
 ]
@@ -232,7 +234,10 @@ def test_a_too_long_search_says_why_and_keeps_what_was_typed(client, seeded):
     [
         "/articles/no-such-article/",
         "/articles/%E2%98%83-snow/",
+        "/articles/%00/",
+        "/articles/calf%00/",
         "/articles/topics/none/",
+        "/articles/topics/%00/",
         "/articles/" + "a" * 300 + "/",
     ],
 )
@@ -276,35 +281,80 @@ def test_review_dates_must_be_in_order(author):
         save_article(article=article)
 
 
+def add_references(article, count):
+    start = article.references.count() + 1
+    Reference.objects.bulk_create(
+        Reference(article=article, position=p, authors="A", year=2000, title="T", source="S")
+        for p in range(start, start + count)
+    )
+
+
 @pytest.mark.parametrize("url_name", ["list", "topic", "detail"])
 def test_pages_run_a_fixed_number_of_queries(
     client, clinic, make_article, url_name, django_assert_max_num_queries
 ):
-    topics = [Topic.objects.create(name=f"T{i}", slug=f"t{i}") for i in range(6)]
+    from django.test.utils import CaptureQueriesContext
+
+    topics = []
+
+    def grow(articles, more_topics, references):
+        """More articles, and more topics and references on every article."""
+        new = [
+            Topic.objects.create(name=f"T{len(topics)}-{i}", slug=f"t{len(topics)}-{i}")
+            for i in range(more_topics)
+        ]
+        topics.extend(new)
+        for _ in range(articles):
+            make_article()
+        for article in Article.objects.all():
+            article.topics.add(*topics)
+            add_references(article, references)
 
     def url():
         if url_name == "list":
             return reverse("articles:list")
         if url_name == "topic":
             return topics[0].get_absolute_url()
-        return Article.objects.get(slug="article-1").get_absolute_url()
+        return Article.objects.order_by("pk").first().get_absolute_url()
 
-    def grow(count):
-        for _ in range(count):
-            article = make_article(topics=topics)
-            Reference.objects.bulk_create(
-                Reference(
-                    article=article, position=p, authors="A", year=2000, title="T", source="S"
-                )
-                for p in range(1, 6)
-            )
-
-    grow(2)
+    grow(articles=2, more_topics=1, references=1)
     client.get(url())  # fill the clinic-profile cache
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connection) as few:
-        client.get(url())
-    grow(15)
+        assert client.get(url()).status_code == 200
+    grow(articles=15, more_topics=8, references=8)
+    assert Article.objects.order_by("pk").first().references.count() == 9
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get(url()).status_code == 200
+
+
+def test_an_unknown_topic_is_reported_and_all_articles_are_shown(client, seeded):
+    response = client.get(reverse("articles:list"), {"topic": "no-such-topic"})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "That topic does not exist; showing all topics." in page
+    assert "Are Tight Calf Muscles" in page
+
+
+def test_topic_links_leave_out_topics_with_no_live_article(client, seeded, make_article):
+    secret = Topic.objects.create(name="Secret plans", slug="secret-plans")
+    make_article(status=Article.Status.DRAFT, published_at=None, topics=[secret])
+    page = client.get(reverse("articles:list")).content.decode()
+    assert "Trigger points" in page and "Secret plans" not in page
+
+
+def test_a_draft_on_an_old_address_does_not_hide_the_redirect(client, clinic, make_article):
+    live = make_article(slug="calves")
+    live.slug = "calf-muscles"
+    save_article(article=live)
+    make_article(slug="calves", status=Article.Status.DRAFT, published_at=None)
+    response = client.get("/articles/calves/")
+    assert response.status_code == 301 and response["Location"] == "/articles/calf-muscles/"
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/articles/", CALF, "/articles/topics/low-back-pain/", "/healthz", "/robots.txt"]
+)
+def test_head_requests_are_answered_like_get(client, seeded, path):
+    response = client.head(path)
+    assert response.status_code == 200
+    assert response.content == b""

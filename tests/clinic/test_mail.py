@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core import mail as django_mail
 from django.db import connection, transaction
 from django.utils import timezone
@@ -33,7 +34,9 @@ def test_an_action_that_rolls_back_sends_nothing(delivered):
         queue("Never")
         raise RuntimeError("the booking failed")
     assert OutgoingEmail.objects.count() == 0
-    assert delivered() == []
+    with transaction.atomic():
+        queue("Sentinel")  # once this arrives, a leaked email would have arrived too
+    assert delivered(expected=1) == ["Sentinel"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -146,3 +149,38 @@ def test_failed_emails_are_retried_less_and_less_often(monkeypatch):
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=19)) == 0
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=20)) == 1
     assert queued == [tried.pk]
+
+
+@pytest.mark.django_db
+def test_a_sender_that_died_mid_send_is_replaced_after_its_lease(monkeypatch):
+    email = OutgoingEmail.objects.create(to=["a@example.com"], subject="Lost", body_text="x")
+    now = timezone.now()
+    OutgoingEmail.objects.filter(pk=email.pk).update(
+        state="sending", attempts=1, last_attempt_at=now
+    )
+    assert mail.send_outgoing_email(email_id=email.pk) is False  # someone else owns it
+    queued = []
+    monkeypatch.setattr(mail, "enqueue_send", queued.append)
+    assert mail.requeue_stale_emails(now=now + timedelta(minutes=9)) == 0
+    assert mail.requeue_stale_emails(now=now + timedelta(minutes=11)) == 1
+    with time_machine.travel(now + timedelta(minutes=11)):
+        assert mail.send_outgoing_email(email_id=email.pk) is True
+    assert [m.subject for m in django_mail.outbox] == ["Lost"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_can_send_a_given_up_email_again(client, staff_user, delivered):
+    from django.urls import reverse
+
+    email = OutgoingEmail.objects.create(
+        to=["a@example.com"], subject="Retry me", body_text="x", state="failed", attempts=8
+    )
+    client.force_login(staff_user)
+    response = client.post(
+        reverse("admin:clinic_outgoingemail_changelist"),
+        {"action": "send_again", "_selected_action": [email.pk]},
+    )
+    assert response.status_code == 302
+    assert delivered(expected=1) == ["Retry me"]
+    assert wait_for(lambda: OutgoingEmail.objects.get(pk=email.pk).state == "sent")
+    assert OutgoingEmail.objects.get(pk=email.pk).attempts == 1

@@ -11,9 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(**environment):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DEBUG")}
-    env.pop("SECRET_KEY", None)
-    env.pop("CELERY_BROKER_URL", None)
+    unset = ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "CELERY_BROKER_URL", "SITE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(environment)
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
@@ -43,15 +42,26 @@ def test_debug_off_without_secret_key_stops_with_one_line():
         ("REDIS_URL", "http://127.0.0.1:6379/0"),
         ("SITE_URL", "clinic.example"),
         ("DEBUG", "perhaps"),
+        ("CONN_MAX_AGE", "forever"),
+        ("OUTBOX_MAX_ATTEMPTS", "lots"),
+        ("ALLOWED_HOSTS", ","),
     ],
 )
 def test_malformed_setting_stops_start_up_naming_the_variable(variable, value):
-    result = start(SECRET_KEY="x" * 50, **{variable: value})
+    result = start(
+        **{"SECRET_KEY": "x" * 50, "SITE_URL": "https://clinic.example", variable: value}
+    )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"Configuration error: {variable} ")
     assert "Traceback" not in result.stderr
+
+
+def test_production_without_a_public_address_stops_start_up():
+    result = start(SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("Configuration error: SITE_URL must be set")
 
 
 def test_embedded_default_starts_with_nothing_but_debug():

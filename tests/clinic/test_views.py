@@ -39,6 +39,21 @@ def test_footer_lists_the_weekly_hours_and_closed_days(client, seeded):
     assert "Sunday</th>\n      <td>Closed" in page
 
 
+def test_footer_announces_upcoming_closures_but_not_past_ones(client, seeded):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clinic.models import Closure
+
+    today = timezone.localdate()
+    soon, past = today + timedelta(days=3), today - timedelta(days=9)
+    Closure.objects.create(clinic=seeded, starts_on=soon, ends_on=soon, reason="Staff training")
+    Closure.objects.create(clinic=seeded, starts_on=past, ends_on=past, reason="Old holiday")
+    page = client.get("/").content.decode()
+    assert "Staff training" in page and "Old holiday" not in page
+
+
 def test_home_describes_the_clinic_as_a_local_business(client, seeded):
     (data,) = jsonld_of(client.get("/"))
     assert data["@type"] == "HealthAndBeautyBusiness"
@@ -102,10 +117,20 @@ def test_health_is_503_when_the_database_is_down(client, monkeypatch):
     assert response.json()["checks"]["database"] == "down"
 
 
+def test_favicon_is_served_by_the_site(client):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"] == "/static/img/favicon.svg"
+    assert finders.find("img/favicon.svg")
+
+
 def test_robots_txt_names_the_sitemap(client, settings):
     settings.SITE_URL = "https://clinic.example"
     body = client.get("/robots.txt").content.decode()
     assert "Sitemap: https://clinic.example/sitemap.xml" in body
+    assert "admin" not in body  # a secret ADMIN_URL must not be published
 
 
 def test_pages_forbid_inline_scripts_and_other_hosts(client, seeded):
