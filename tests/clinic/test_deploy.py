@@ -1,0 +1,47 @@
+"""What production relies on: hashed static files, the beat schedule, a worker-ready app."""
+
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test.utils import override_settings
+
+from clinic.celery import app
+
+
+def test_collectstatic_builds_hashed_compressed_files(tmp_path, settings):
+    production = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    with override_settings(STATIC_ROOT=str(tmp_path), STORAGES=production):
+        call_command("collectstatic", "--noinput", verbosity=0)
+        from django.templatetags.static import static
+
+        url = static("vendor/bootstrap/bootstrap.min.css")
+    assert url.startswith("/static/vendor/bootstrap/bootstrap.min.") and url != (
+        "/static/vendor/bootstrap/bootstrap.min.css"
+    )
+    built = Path(tmp_path, url.removeprefix("/static/"))
+    assert built.exists() and Path(f"{built}.gz").exists()
+    assert (tmp_path / "vendor/bootstrap/LICENSE").exists()
+
+
+def test_beat_requeues_unsent_emails_every_few_minutes():
+    app.loader.import_default_modules()
+    entry = app.conf.beat_schedule["requeue-unsent-emails"]
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] <= 300
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("task_serializer", "json"),
+        ("task_acks_late", True),
+        ("task_reject_on_worker_lost", True),
+        ("task_time_limit", 60),
+    ],
+)
+def test_celery_is_configured_for_safe_retries(setting, value):
+    assert app.conf[setting] == value
