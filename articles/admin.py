@@ -1,14 +1,38 @@
 from datetime import date
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
 from .models import Article, ArticleRedirect, Author, Reference, Topic
+from .rendering import cited_numbers
+
+
+class ReferenceFormSet(BaseInlineFormSet):
+    def clean(self):
+        """Every [@N] in the body must have a reference N in the list below it."""
+        super().clean()
+        if any(self.errors):
+            return
+        positions = {
+            form.cleaned_data["position"]
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        }
+        missing = sorted(cited_numbers(self.instance.body or "") - positions)
+        if missing:
+            raise ValidationError(
+                "The body cites %(cited)s but the list has no such reference. "
+                "Add it below, or fix the marker.",
+                params={"cited": ", ".join(f"[@{n}]" for n in missing)},
+            )
 
 
 class ReferenceInline(admin.StackedInline):
     model = Reference
+    formset = ReferenceFormSet
     extra = 0
     fields = [("position", "year"), "authors", "title", "source", ("doi", "url")]
 

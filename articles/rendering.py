@@ -1,5 +1,6 @@
 """Markdown to safe HTML: staff write Markdown, readers get sanitised HTML only."""
 
+import re
 import xml.etree.ElementTree as etree
 
 import markdown
@@ -38,6 +39,11 @@ class CitationExtension(markdown.Extension):
 
     def extendMarkdown(self, md):
         md.inlinePatterns.register(_CitationProcessor(CITATION_PATTERN, md), "citation", 175)
+
+
+def cited_numbers(text):
+    """The reference numbers that [@N] markers in `text` cite."""
+    return {int(number) for number in re.findall(CITATION_PATTERN, text)}
 
 
 def render_markdown(text):

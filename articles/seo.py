@@ -1,6 +1,7 @@
 """schema.org JSON-LD for an article: a MedicalWebPage, reviewed, cited, published by the clinic."""
 
 from django.conf import settings
+from django.urls import reverse
 
 from clinic.seo import clinic_publisher
 from clinic.services import get_clinic_profile
@@ -38,6 +39,24 @@ def article_jsonld(article):
             for reference in article.references.all()
         ],
         "dateModified": article.updated_at.isoformat() if article.updated_at else None,
+        "breadcrumb": {
+            "@type": "BreadcrumbList",
+            "itemListElement": [
+                {
+                    "@type": "ListItem",
+                    "position": 1,
+                    "name": "Home",
+                    "item": f"{settings.SITE_URL}/",
+                },
+                {
+                    "@type": "ListItem",
+                    "position": 2,
+                    "name": "Articles",
+                    "item": f"{settings.SITE_URL}{reverse('articles:list')}",
+                },
+                {"@type": "ListItem", "position": 3, "name": article.title, "item": url},
+            ],
+        },
     }
     if article.published_at:
         data["datePublished"] = article.published_at.isoformat()

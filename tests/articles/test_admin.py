@@ -191,3 +191,31 @@ def test_admin_pages_load(staff, seeded):
     ):
         assert staff.get(reverse(f"admin:{name}_changelist")).status_code == 200
     assert staff.get(reverse("admin:clinic_clinicprofile_change", args=[1])).status_code == 200
+
+
+def test_a_citation_without_its_reference_is_refused(staff, author, topic):
+    data = article_form(author, topic, body="Cited twice [@1] and [@3].")
+    response = staff.post(reverse("admin:articles_article_add"), data)
+    assert response.status_code == 200
+    assert "The body cites [@3] but the list has no such reference." in response.content.decode()
+    assert not Article.objects.exists()
+
+
+def test_two_references_with_one_number_are_refused(staff, author, topic):
+    data = article_form(author, topic)
+    data.update(
+        {
+            "references-TOTAL_FORMS": "2",
+            "references-1-position": "1",
+            "references-1-year": "1987",
+            "references-1-authors": "Janda V",
+            "references-1-title": "Muscles and motor control in low back pain",
+            "references-1-source": "Physical Therapy of the Low Back",
+            "references-1-doi": "",
+            "references-1-url": "",
+        }
+    )
+    response = staff.post(reverse("admin:articles_article_add"), data)
+    assert response.status_code == 200
+    assert "Please correct the duplicate data for position" in response.content.decode()
+    assert not Article.objects.exists()

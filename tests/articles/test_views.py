@@ -59,6 +59,8 @@ def test_article_jsonld_is_a_reviewed_cited_medical_web_page(client, seeded, set
     assert {t["name"] for t in data["about"]} >= {"Low back pain", "Calf and soleus"}
     assert data["publisher"]["name"] == "Porter Avenue Massage Clinic"
     assert data["publisher"]["@type"] == "HealthAndBeautyBusiness"
+    crumbs = [item["name"] for item in data["breadcrumb"]["itemListElement"]]
+    assert crumbs == ["Home", "Articles", data["name"]]
 
 
 def test_article_head_has_unique_title_description_canonical_and_social_tags(

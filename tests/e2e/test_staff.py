@@ -1,0 +1,40 @@
+"""Staff sign in, preview a draft exactly as patients will see it, and publish it."""
+
+import pytest
+from playwright.sync_api import expect
+
+from articles.models import Article
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_staff_preview_a_draft_then_publish_it(page, check_page, live_server, seeded, make_article):
+    draft = make_article(
+        title="Hamstrings and your back",
+        body="## Why hamstrings matter\n\nThey pull on the pelvis.",
+        status=Article.Status.DRAFT,
+        published_at=None,
+    )
+    assert page.goto(live_server.url + draft.get_absolute_url()).status == 404
+    page.console_errors.clear()  # the deliberate 404 above
+
+    page.goto(live_server.url + "/admin/login/?next=/admin/")
+    page.get_by_label("Username").fill("staffer")
+    page.get_by_label("Password").fill("a-long-staff-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Porter Avenue Massage Clinic — staff")).to_be_visible()
+
+    page.goto(live_server.url + draft.get_absolute_url())
+    expect(page.get_by_role("status")).to_contain_text("this article is a draft")
+    expect(page.get_by_role("heading", name="Why hamstrings matter")).to_be_visible()
+    check_page("article-draft-preview")
+
+    page.goto(live_server.url + "/admin/articles/article/")
+    page.get_by_role("row", name="Hamstrings and your back").get_by_role("checkbox").check()
+    page.get_by_label("Action:").select_option("publish")
+    page.get_by_role("button", name="Go").click()
+    expect(page.get_by_text("1 article(s) published.")).to_be_visible()
+
+    page.context.clear_cookies()
+    assert page.goto(live_server.url + draft.get_absolute_url()).status == 200
+    expect(page.get_by_role("heading", level=1)).to_have_text("Hamstrings and your back")
