@@ -1,7 +1,7 @@
 """The one settings module, read from the environment.
 
 Nothing set gives the embedded default: SQLite under var/, Celery running tasks
-eagerly, mail printed to the console. Production sets DATABASE_URL, REDIS_URL (or
+eagerly, mail printed to the console, DEBUG on. Production sets DATABASE_URL, REDIS_URL (or
 CELERY_BROKER_URL), EMAIL_URL, SECRET_KEY and ALLOWED_HOSTS. A setting that is
 wrong stops start-up with one line naming the variable.
 """
@@ -45,7 +45,9 @@ def _bool(variable, default):
     _fail(variable, f"must be true or false, not {raw!r}")
 
 
-DEBUG = _bool("DEBUG", default=False)
+# The embedded default (no DATABASE_URL) is a developer's machine, so DEBUG defaults on
+# there and `manage.py` works with nothing set; anywhere else it defaults off.
+DEBUG = _bool("DEBUG", default="DATABASE_URL" not in env)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:

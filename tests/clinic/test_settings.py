@@ -25,7 +25,7 @@ def start(**environment):
 
 
 def test_debug_off_without_secret_key_stops_with_one_line():
-    result = start()
+    result = start(DEBUG="false")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         "Configuration error: SECRET_KEY must be set when DEBUG is off "
@@ -59,12 +59,18 @@ def test_malformed_setting_stops_start_up_naming_the_variable(variable, value):
 
 
 def test_production_without_a_public_address_stops_start_up():
-    result = start(SECRET_KEY="x" * 50)
+    result = start(SECRET_KEY="x" * 50, DEBUG="off")
     assert result.returncode != 0
     assert result.stderr.strip().startswith("Configuration error: SITE_URL must be set")
 
 
-def test_embedded_default_starts_with_nothing_but_debug():
-    result = start(DEBUG="true")
+def test_a_database_url_means_production_unless_debug_is_asked_for():
+    result = start(DATABASE_URL="sqlite:////tmp/clinic-settings-test.sqlite3")
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("Configuration error: SECRET_KEY must be set")
+
+
+def test_embedded_default_starts_with_nothing_set():
+    result = start()
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
