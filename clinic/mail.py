@@ -46,8 +46,8 @@ def queue_email(*, to, subject, body_text, body_html="", headers=None, attachmen
 
 def queue_templated_email(*, to, template, context, headers=None, attachments=None):
     """Render emails/<template>_subject.txt, _body.txt and (if present) _body.html, then queue."""
-    subject = render_to_string(f"emails/{template}_subject.txt", context)
-    body_text = render_to_string(f"emails/{template}_body.txt", context)
+    subject = render_to_string(f"emails/{template}_subject.txt", context, using="text")
+    body_text = render_to_string(f"emails/{template}_body.txt", context, using="text")
     try:
         body_html = render_to_string(f"emails/{template}_body.html", context)
     except TemplateDoesNotExist:  # the HTML part is optional; a broken one is a bug

@@ -122,6 +122,14 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # Plain-text emails: no HTML escaping, or "Pat <3" would arrive as "Pat &lt;3".
+        "NAME": "text",
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"autoescape": False},
+    },
 ]
 
 # --- Database -----------------------------------------------------------------

@@ -184,3 +184,20 @@ def test_staff_can_send_a_given_up_email_again(client, staff_user, delivered):
     assert delivered(expected=1) == ["Retry me"]
     assert wait_for(lambda: OutgoingEmail.objects.get(pk=email.pk).state == "sent")
     assert OutgoingEmail.objects.get(pk=email.pk).attempts == 1
+
+
+@pytest.mark.django_db
+def test_templated_email_renders_subject_text_and_optional_html(settings, tmp_path):
+    emails = tmp_path / "emails" / "clinic"
+    emails.mkdir(parents=True)
+    for name in ("plain", "rich"):
+        (emails / f"{name}_subject.txt").write_text("Hello\n  {{ name }}\n")
+        (emails / f"{name}_body.txt").write_text("Dear {{ name }},")
+    (emails / "rich_body.html").write_text("<p>Dear {{ name }},</p>")
+    settings.TEMPLATES = [{**engine, "DIRS": [tmp_path]} for engine in settings.TEMPLATES]
+    context = {"name": "Pat <3"}
+
+    plain = mail.queue_templated_email(to="a@example.com", template="clinic/plain", context=context)
+    assert (plain.subject, plain.body_text, plain.body_html) == ("Hello Pat <3", "Dear Pat <3,", "")
+    rich = mail.queue_templated_email(to="a@example.com", template="clinic/rich", context=context)
+    assert rich.body_html == "<p>Dear Pat &lt;3,</p>"
