@@ -1,8 +1,7 @@
-from datetime import date
-
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
@@ -46,7 +45,7 @@ class ReviewDueFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "overdue":
-            return queryset.due_for_review(date.today())
+            return queryset.due_for_review(timezone.localdate())
         if self.value() == "scheduled":
             return queryset.filter(next_review_due__isnull=False)
         return queryset

@@ -1,7 +1,6 @@
 """Patient-education articles: topics, authors, references and slug redirects."""
 
 import math
-from datetime import date
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
@@ -72,7 +71,7 @@ class ArticleQuerySet(models.QuerySet):
         return self.select_related("author").prefetch_related("topics").order_by("-published_at")
 
     def due_for_review(self, today=None):
-        return self.filter(next_review_due__lte=today or date.today())
+        return self.filter(next_review_due__lte=today or timezone.localdate())
 
     def search(self, text):
         """Articles matching `text`: ranked full-text search on PostgreSQL, words on SQLite."""

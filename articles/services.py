@@ -22,12 +22,15 @@ def save_article(*, article):
         )
     article.body_html = render_markdown(article.body)
     article.full_clean()
-    if previous and previous["slug"] != article.slug:
+    if article.is_live():
+        # A live article now answers at this address: an old redirect from it must go.
+        # A draft leaves it alone, so the old link keeps working until it goes live.
         ArticleRedirect.objects.filter(old_slug=article.slug).delete()
-        if previous["status"] == Article.Status.PUBLISHED:
-            ArticleRedirect.objects.update_or_create(
-                old_slug=previous["slug"], defaults={"article": article}
-            )
+    renamed = previous and previous["slug"] != article.slug
+    if renamed and previous["status"] == Article.Status.PUBLISHED:
+        ArticleRedirect.objects.update_or_create(
+            old_slug=previous["slug"], defaults={"article": article}
+        )
     hero_changed = article.hero_image and (
         previous is None
         or previous["hero_image"] != article.hero_image.name

@@ -80,7 +80,9 @@ def _claim(email_id, now):
     sender died is free again once its lease has run out.
     """
     claimable = Q(state=OutgoingEmail.State.PENDING) | Q(
-        state=OutgoingEmail.State.SENDING, last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE
+        state=OutgoingEmail.State.SENDING,
+        last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE,
+        attempts__lt=settings.OUTBOX_MAX_ATTEMPTS,
     )
     claimed = OutgoingEmail.objects.filter(claimable, pk=email_id).update(
         state=OutgoingEmail.State.SENDING, attempts=F("attempts") + 1, last_attempt_at=now
@@ -132,14 +134,21 @@ def send_outgoing_email(*, email_id):
 
 def retry_emails(*, emails):
     """Give unsent emails (including ones given up on) a fresh start; returns how many."""
-    unsent = emails.filter(state__in=[OutgoingEmail.State.PENDING, OutgoingEmail.State.FAILED])
-    ids = list(unsent.values_list("pk", flat=True))
-    OutgoingEmail.objects.filter(pk__in=ids).update(
-        state=OutgoingEmail.State.PENDING, attempts=0, last_attempt_at=None
-    )
-    for email_id in ids:
+    ids = list(emails.values_list("pk", flat=True))
+    unsent = [OutgoingEmail.State.PENDING, OutgoingEmail.State.FAILED]
+    with transaction.atomic():
+        # Locked and checked again: a row a worker claimed meanwhile is left to that worker.
+        restarted = list(
+            OutgoingEmail.objects.select_for_update()
+            .filter(pk__in=ids, state__in=unsent)
+            .values_list("pk", flat=True)
+        )
+        OutgoingEmail.objects.filter(pk__in=restarted, state__in=unsent).update(
+            state=OutgoingEmail.State.PENDING, attempts=0, last_attempt_at=None, queued_at=None
+        )
+    for email_id in restarted:
         transaction.on_commit(lambda email_id=email_id: enqueue_send(email_id))
-    return len(ids)
+    return len(restarted)
 
 
 def retry_delay(attempts):
@@ -149,17 +158,32 @@ def retry_delay(attempts):
 
 
 def requeue_stale_emails(*, now=None):
-    """Queue again each pending email whose wait is over (lost task, failed try); count them."""
+    """Queue again each email whose wait is over (lost task, failed try); count them.
+
+    Oldest first. A sender that died too often is given up on instead of being retried
+    forever; each email queued again is stamped, so the next sweep leaves it alone.
+    """
     now = now or timezone.now()
-    candidates = OutgoingEmail.objects.stale(
-        now=now, minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES
-    ).values_list("pk", "state", "created_at", "last_attempt_at", "attempts")[:1000]
+    OutgoingEmail.objects.filter(
+        state=OutgoingEmail.State.SENDING,
+        last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE,
+        attempts__gte=settings.OUTBOX_MAX_ATTEMPTS,
+    ).update(
+        state=OutgoingEmail.State.FAILED,
+        last_error="The sender stopped before finishing (worker died or timed out) too often.",
+    )
+    candidates = (
+        OutgoingEmail.objects.stale(now=now, minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES)
+        .order_by("created_at")
+        .values_list("pk", "state", "created_at", "last_attempt_at", "attempts")[:1000]
+    )
     due = [
         pk
         for pk, state, created_at, last_attempt_at, attempts in candidates
         if state == OutgoingEmail.State.SENDING  # abandoned by a dead worker
         or (last_attempt_at or created_at) + retry_delay(attempts) <= now
     ]
+    OutgoingEmail.objects.filter(pk__in=due).update(queued_at=now)
     for email_id in due:
         enqueue_send(email_id)
     return len(due)

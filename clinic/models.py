@@ -128,8 +128,10 @@ class OutgoingEmailQuerySet(models.QuerySet):
         """Emails whose task may be lost: pending and untouched for `minutes`, or claimed
         by a sender that has not finished within the lease (its worker died)."""
         cutoff = now - timedelta(minutes=minutes)
-        untouched = Q(last_attempt_at__isnull=True, created_at__lte=cutoff) | Q(
-            last_attempt_at__lte=cutoff
+        untouched = (
+            Q(created_at__lte=cutoff)
+            & (Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff))
+            & (Q(queued_at__isnull=True) | Q(queued_at__lte=cutoff))
         )
         abandoned = Q(
             state=OutgoingEmail.State.SENDING, last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE
@@ -163,6 +165,9 @@ class OutgoingEmail(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sweep last handed it to the broker again."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     objects = OutgoingEmailQuerySet.as_manager()

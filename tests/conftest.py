@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -127,42 +128,58 @@ def celery_worker(django_db_setup, django_db_blocker, mail_dir):
     if not REAL_WORKER:
         yield None
         return
+    import signal
+    from urllib.parse import quote
+
     from django.db import connection
 
     from clinic.celery import app
 
-    app.control.purge()
     db = connection.settings_dict
-    worker_env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(mail_dir),
-    }
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    worker_env = {k: v for k, v in os.environ.items() if k != "EMAIL_URL"}
+    worker_env.update(
+        {
+            "DATABASE_URL": (
+                f"postgres://{quote(db['USER'] or '', safe='')}{password}"
+                f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            ),
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(mail_dir),
+        }
+    )
+    # Its own queue and name: nothing left in Redis by an earlier run, and no stray
+    # worker from one, can take this session's tasks.
+    queue = app.conf.task_default_queue = f"clinic-test-{uuid.uuid4().hex[:12]}"
+    name = f"{queue}@localhost"
     log = open(mail_dir.parent / f"{mail_dir.name}-worker.log", "w")  # noqa: SIM115
+    command = [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--pool=solo"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--pool=solo", "-l", "info"],
+        [*command, "-Q", queue, "-n", name, "--without-mingle", "--without-gossip", "-l", "info"],
         cwd=ROOT,
         env=worker_env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so teardown ends all of it
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"The Celery worker exited at start; see {log.name}")
-        if app.control.ping(timeout=0.5):
+        if app.control.ping(destination=[name], timeout=0.5):
             break
     else:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         raise RuntimeError(f"The Celery worker did not answer within 30 s; see {log.name}")
     yield process
-    process.terminate()
+    os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
     log.close()
+    with app.connection_for_write() as broker:
+        broker.default_channel.queue_delete(queue)
 
 
 def wait_for(predicate, timeout=15.0, interval=0.1):

@@ -18,7 +18,8 @@ def staff(client, staff_user, clinic):
 
 
 def article_form(author, topic, **overrides):
-    now = timezone.localtime()
+    # Yesterday at noon: never inside the repeated hour of a DST change.
+    when = timezone.localtime().replace(hour=12, minute=0, second=0) - timedelta(days=1)
     data = {
         "title": "Hamstrings and your back",
         "slug": "hamstrings-and-your-back",
@@ -31,8 +32,8 @@ def article_form(author, topic, **overrides):
         "last_reviewed": "",
         "next_review_due": "",
         "status": "published",
-        "published_at_0": now.strftime("%Y-%m-%d"),
-        "published_at_1": now.strftime("%H:%M:%S"),
+        "published_at_0": when.strftime("%Y-%m-%d"),
+        "published_at_1": when.strftime("%H:%M:%S"),
         "references-TOTAL_FORMS": "1",
         "references-INITIAL_FORMS": "0",
         "references-MIN_NUM_FORMS": "0",

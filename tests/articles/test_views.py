@@ -360,3 +360,18 @@ def test_head_requests_are_answered_like_get(client, seeded, path):
     response = client.head(path)
     assert response.status_code == 200
     assert response.content == b""
+
+
+def test_a_draft_renamed_onto_an_old_address_keeps_the_redirect(client, clinic, make_article):
+    live = make_article(slug="calves")
+    live.slug = "calf-muscles"
+    save_article(article=live)
+    draft = make_article(slug="draft-slug", status=Article.Status.DRAFT, published_at=None)
+    draft.slug = "calves"
+    save_article(article=draft)
+    response = client.get("/articles/calves/")
+    assert response.status_code == 301 and response["Location"] == "/articles/calf-muscles/"
+    from articles.services import publish_articles
+
+    publish_articles(articles=Article.objects.filter(pk=draft.pk))
+    assert client.get("/articles/calves/").status_code == 200  # now the draft's own address

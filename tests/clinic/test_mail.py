@@ -201,3 +201,32 @@ def test_templated_email_renders_subject_text_and_optional_html(settings, tmp_pa
     assert (plain.subject, plain.body_text, plain.body_html) == ("Hello Pat <3", "Dear Pat <3,", "")
     rich = mail.queue_templated_email(to="a@example.com", template="clinic/rich", context=context)
     assert rich.body_html == "<p>Dear Pat &lt;3,</p>"
+
+
+@pytest.mark.django_db
+def test_the_sweep_does_not_queue_the_same_email_again_on_its_next_run(monkeypatch):
+    queued = []
+    monkeypatch.setattr(mail, "enqueue_send", queued.append)
+    now = timezone.now()
+    email = OutgoingEmail.objects.create(
+        to=["a@example.com"], subject="a", body_text="a", created_at=now - timedelta(minutes=30)
+    )
+    assert mail.requeue_stale_emails(now=now) == 1
+    assert mail.requeue_stale_emails(now=now + timedelta(minutes=2)) == 0  # the next beat
+    assert mail.requeue_stale_emails(now=now + timedelta(minutes=6)) == 1  # still unsent
+    assert queued == [email.pk, email.pk]
+
+
+@pytest.mark.django_db
+def test_an_email_whose_sender_keeps_dying_is_given_up(settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    long_ago = timezone.now() - timedelta(hours=1)
+    email = OutgoingEmail.objects.create(
+        to=["a@example.com"], subject="a", body_text="a", created_at=long_ago,
+        state="sending", attempts=3, last_attempt_at=long_ago,
+    )  # fmt: skip
+    assert mail.send_outgoing_email(email_id=email.pk) is False  # no fourth claim
+    mail.requeue_stale_emails()
+    email.refresh_from_db()
+    assert email.state == "failed" and "worker died" in email.last_error
+    assert django_mail.outbox == []
