@@ -44,8 +44,9 @@ def test_home_to_articles_to_the_calf_article_and_on_to_booking(
     check_page("book")
 
 
-def test_keyboard_users_can_skip_to_the_content(page, live_server, seeded):
+def test_keyboard_users_can_skip_to_the_content(page, check_page, live_server, seeded):
     page.goto(live_server.url + "/articles/")
+    check_page("articles-keyboard")
     page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to main content")
     assert skip.evaluate("element => element === document.activeElement")

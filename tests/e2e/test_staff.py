@@ -19,6 +19,7 @@ def test_staff_preview_a_draft_then_publish_it(page, check_page, live_server, se
     assert page.goto(live_server.url + draft.get_absolute_url()).status == 404
 
     page.goto(live_server.url + "/admin/login/?next=/admin/")
+    check_page("admin-login")
     page.get_by_label("Username").fill("staffer")
     page.get_by_label("Password").fill("a-long-staff-password")
     page.get_by_role("button", name="Log in").click()
@@ -30,6 +31,7 @@ def test_staff_preview_a_draft_then_publish_it(page, check_page, live_server, se
     check_page("article-draft-preview")
 
     page.goto(live_server.url + "/admin/articles/article/")
+    check_page("admin-articles")
     page.get_by_role("row", name="Hamstrings and your back").get_by_role("checkbox").check()
     page.get_by_label("Action:").select_option("publish")
     page.get_by_role("button", name="Go").click()
@@ -38,3 +40,4 @@ def test_staff_preview_a_draft_then_publish_it(page, check_page, live_server, se
     page.context.clear_cookies()
     assert page.goto(live_server.url + draft.get_absolute_url()).status == 200
     expect(page.get_by_role("heading", level=1)).to_have_text("Hamstrings and your back")
+    check_page("article-just-published")
