@@ -5,11 +5,13 @@ import math
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db import connection, models
 from django.db.models import Count, Q
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from simple_history.models import HistoricalRecords
 
 WORDS_PER_MINUTE = 200
@@ -199,6 +201,22 @@ class Article(models.Model):
             and self.published_at is not None
             and self.published_at <= now
         )
+
+    @cached_property
+    def hero_sizes(self):
+        """The hero image's sizes, smallest first: [{"url", "width", "height"}]."""
+        return [
+            {
+                "url": default_storage.url(size["name"]),
+                "width": int(width),
+                "height": size["height"],
+            }
+            for width, size in sorted(self.hero_renditions.items(), key=lambda item: int(item[0]))
+        ]
+
+    @property
+    def hero_srcset(self):
+        return ", ".join(f"{size['url']} {size['width']}w" for size in self.hero_sizes)
 
     @property
     def reading_minutes(self):

@@ -67,11 +67,6 @@ def article_jsonld(article):
     profile = get_clinic_profile()
     if profile:
         data["publisher"] = clinic_publisher(profile)
-    if article.hero_renditions:
-        from django.core.files.storage import default_storage
-
-        largest = max(article.hero_renditions, key=int)
-        data["image"] = (
-            f"{settings.SITE_URL}{default_storage.url(article.hero_renditions[largest]['name'])}"
-        )
+    if article.hero_sizes:
+        data["image"] = f"{settings.SITE_URL}{article.hero_sizes[-1]['url']}"
     return data

@@ -28,11 +28,10 @@ def article_list(request):
     status = 200
     query = topic = None
     if form.is_bound:
-        form.is_valid()
         # A bad field is reported (400) and ignored; a good one still filters.
-        query, topic = form.cleaned_data.get("q"), form.cleaned_data.get("topic")
-        if form.errors:
+        if not form.is_valid():
             status = 400
+        query, topic = form.cleaned_data.get("q"), form.cleaned_data.get("topic")
         if topic:
             articles = articles.filter(topics=topic)
         if query:

@@ -143,7 +143,7 @@ def retry_emails(*, emails):
             .filter(pk__in=ids, state__in=unsent)
             .values_list("pk", flat=True)
         )
-        OutgoingEmail.objects.filter(pk__in=restarted, state__in=unsent).update(
+        OutgoingEmail.objects.filter(pk__in=restarted).update(
             state=OutgoingEmail.State.PENDING, attempts=0, last_attempt_at=None, queued_at=None
         )
     for email_id in restarted:

@@ -121,22 +121,21 @@ class Closure(models.Model):
 
 
 class OutgoingEmailQuerySet(models.QuerySet):
-    def pending(self):
-        return self.filter(state=OutgoingEmail.State.PENDING)
-
     def stale(self, *, now, minutes):
         """Emails whose task may be lost: pending and untouched for `minutes`, or claimed
         by a sender that has not finished within the lease (its worker died)."""
         cutoff = now - timedelta(minutes=minutes)
-        untouched = (
-            Q(created_at__lte=cutoff)
-            & (Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff))
-            & (Q(queued_at__isnull=True) | Q(queued_at__lte=cutoff))
+        untouched = Q(created_at__lte=cutoff) & (
+            Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff)
         )
         abandoned = Q(
             state=OutgoingEmail.State.SENDING, last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE
         )
-        return self.filter((Q(state=OutgoingEmail.State.PENDING) & untouched) | abandoned)
+        # Whatever the sweep queued lately waits its turn, so one beat does not repeat another.
+        not_just_queued = Q(queued_at__isnull=True) | Q(queued_at__lte=cutoff)
+        return self.filter(
+            (Q(state=OutgoingEmail.State.PENDING) & untouched) | abandoned, not_just_queued
+        )
 
 
 class OutgoingEmail(models.Model):

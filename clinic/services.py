@@ -2,7 +2,7 @@
 
 from django.core.cache import cache
 
-from .models import ClinicProfile
+from .models import ClinicProfile, OpeningHours
 
 PROFILE_CACHE_KEY = "clinic:profile:v1"
 PROFILE_CACHE_SECONDS = 60 * 60
@@ -32,8 +32,6 @@ def forget_clinic_profile():
 
 def weekly_hours(profile):
     """[(weekday label, [intervals])] for Monday..Sunday; an empty list means closed."""
-    from .models import OpeningHours
-
     by_day = {day: [] for day in OpeningHours.Weekday.values}
     for interval in profile.cached_hours:
         by_day[interval.weekday].append(interval)

@@ -24,31 +24,3 @@ def absolute_url(context, path=None):
         request = context.get("request")
         path = request.path if request else "/"
     return f"{settings.SITE_URL}{path}"
-
-
-@register.simple_tag
-def hero_srcset(article):
-    """The srcset of an article's hero image from its stored renditions."""
-    from django.core.files.storage import default_storage
-
-    return ", ".join(
-        f"{default_storage.url(size['name'])} {width}w"
-        for width, size in sorted(article.hero_renditions.items(), key=lambda item: int(item[0]))
-    )
-
-
-def _largest(article):
-    return article.hero_renditions[max(article.hero_renditions, key=int)]
-
-
-@register.simple_tag
-def hero_src(article):
-    from django.core.files.storage import default_storage
-
-    return default_storage.url(_largest(article)["name"])
-
-
-@register.simple_tag
-def hero_dimension(article, which):
-    width = max(article.hero_renditions, key=int)
-    return width if which == "width" else _largest(article)["height"]

@@ -14,6 +14,21 @@ from clinic.models import OutgoingEmail
 from tests.conftest import wait_for
 
 
+def row(subject="Your appointment", **fields):
+    """An outbox row written directly: nothing queued for it."""
+    return OutgoingEmail.objects.create(
+        to=["pat@example.com"], subject=subject, body_text="x", **fields
+    )
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The ids handed to the broker, instead of handing them over."""
+    ids = []
+    monkeypatch.setattr(mail, "enqueue_send", ids.append)
+    return ids
+
+
 def queue(subject="Your appointment", **extra):
     return mail.queue_email(to="pat@example.com", subject=subject, body_text="Hello", **extra)
 
@@ -66,7 +81,7 @@ def test_sending_the_same_row_twice_sends_one_email():
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_racing_on_one_row_send_it_once():
     # A row written directly: nothing queued, the two "workers" below are the only senders.
-    email = OutgoingEmail.objects.create(to=["pat@example.com"], subject="Race", body_text="x")
+    email = row("Race")
     barrier = threading.Barrier(2)
     results = []
 
@@ -124,43 +139,30 @@ def test_html_part_headers_and_attachments_reach_the_message():
 def test_sweep_skips_sent_and_recently_tried_emails():
     now = timezone.now()
     old = now - timedelta(minutes=10)
-    stale = OutgoingEmail.objects.create(
-        to=["a@example.com"], subject="a", body_text="a", created_at=old
-    )
-    OutgoingEmail.objects.create(to=["b@example.com"], subject="b", body_text="b", created_at=now)
-    OutgoingEmail.objects.create(
-        to=["c@example.com"], subject="c", body_text="c", created_at=old, state="sent", sent_at=old
-    )
-    OutgoingEmail.objects.create(
-        to=["d@example.com"], subject="d", body_text="d", created_at=old, last_attempt_at=now
-    )
+    stale = row("a", created_at=old)
+    row("b", created_at=now)
+    row("c", created_at=old, state="sent", sent_at=old)
+    row("d", created_at=old, last_attempt_at=now)
     assert list(OutgoingEmail.objects.stale(now=now, minutes=5)) == [stale]
 
 
 @pytest.mark.django_db
-def test_failed_emails_are_retried_less_and_less_often(monkeypatch):
-    queued = []
-    monkeypatch.setattr(mail, "enqueue_send", queued.append)
+def test_failed_emails_are_retried_less_and_less_often(queued):
     now = timezone.now()
-    tried = OutgoingEmail.objects.create(
-        to=["a@example.com"], subject="a", body_text="a", created_at=now - timedelta(hours=2),
-        attempts=3, last_attempt_at=now,
-    )  # fmt: skip
+    tried = row("a", created_at=now - timedelta(hours=2), attempts=3, last_attempt_at=now)
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=19)) == 0
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=20)) == 1
     assert queued == [tried.pk]
 
 
 @pytest.mark.django_db
-def test_a_sender_that_died_mid_send_is_replaced_after_its_lease(monkeypatch):
-    email = OutgoingEmail.objects.create(to=["a@example.com"], subject="Lost", body_text="x")
+def test_a_sender_that_died_mid_send_is_replaced_after_its_lease(queued):
+    email = row("Lost")
     now = timezone.now()
     OutgoingEmail.objects.filter(pk=email.pk).update(
         state="sending", attempts=1, last_attempt_at=now
     )
     assert mail.send_outgoing_email(email_id=email.pk) is False  # someone else owns it
-    queued = []
-    monkeypatch.setattr(mail, "enqueue_send", queued.append)
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=9)) == 0
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=11)) == 1
     with time_machine.travel(now + timedelta(minutes=11)):
@@ -172,9 +174,7 @@ def test_a_sender_that_died_mid_send_is_replaced_after_its_lease(monkeypatch):
 def test_staff_can_send_a_given_up_email_again(client, staff_user, delivered):
     from django.urls import reverse
 
-    email = OutgoingEmail.objects.create(
-        to=["a@example.com"], subject="Retry me", body_text="x", state="failed", attempts=8
-    )
+    email = row("Retry me", state="failed", attempts=8)
     client.force_login(staff_user)
     response = client.post(
         reverse("admin:clinic_outgoingemail_changelist"),
@@ -204,13 +204,9 @@ def test_templated_email_renders_subject_text_and_optional_html(settings, tmp_pa
 
 
 @pytest.mark.django_db
-def test_the_sweep_does_not_queue_the_same_email_again_on_its_next_run(monkeypatch):
-    queued = []
-    monkeypatch.setattr(mail, "enqueue_send", queued.append)
+def test_the_sweep_does_not_queue_the_same_email_again_on_its_next_run(queued):
     now = timezone.now()
-    email = OutgoingEmail.objects.create(
-        to=["a@example.com"], subject="a", body_text="a", created_at=now - timedelta(minutes=30)
-    )
+    email = row("a", created_at=now - timedelta(minutes=30))
     assert mail.requeue_stale_emails(now=now) == 1
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=2)) == 0  # the next beat
     assert mail.requeue_stale_emails(now=now + timedelta(minutes=6)) == 1  # still unsent
@@ -221,10 +217,7 @@ def test_the_sweep_does_not_queue_the_same_email_again_on_its_next_run(monkeypat
 def test_an_email_whose_sender_keeps_dying_is_given_up(settings):
     settings.OUTBOX_MAX_ATTEMPTS = 3
     long_ago = timezone.now() - timedelta(hours=1)
-    email = OutgoingEmail.objects.create(
-        to=["a@example.com"], subject="a", body_text="a", created_at=long_ago,
-        state="sending", attempts=3, last_attempt_at=long_ago,
-    )  # fmt: skip
+    email = row("a", created_at=long_ago, state="sending", attempts=3, last_attempt_at=long_ago)
     assert mail.send_outgoing_email(email_id=email.pk) is False  # no fourth claim
     mail.requeue_stale_emails()
     email.refresh_from_db()
