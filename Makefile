@@ -46,9 +46,10 @@ test-services: $(STAMP)
 	fi
 
 # A worker needs a broker: the local Redis unless REDIS_URL or CELERY_BROKER_URL says otherwise.
+# It consumes the default queue (transactional mail) and the bulk queue (newsletters).
 worker: $(STAMP)
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} DEBUG=$${DEBUG:-true} \
-		$(PY) -m celery -A clinic worker --beat --loglevel=info
+		$(PY) -m celery -A clinic worker --beat -Q celery,$${CELERY_BULK_QUEUE:-bulk} --loglevel=info
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -11,7 +12,8 @@ from .models import Article, ArticleRedirect, Author, Reference, Topic
 from .services import record_sources, save_article
 
 CONTENT_DIR = Path(__file__).resolve().parent / "content"
-CLINIC_TZ = ZoneInfo("America/Los_Angeles")
+# Dates in the content are the clinic's wall-clock times (settings.TIME_ZONE).
+CLINIC_TZ = ZoneInfo(settings.TIME_ZONE)
 
 TOPICS = [
     (

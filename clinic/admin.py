@@ -45,9 +45,18 @@ class ClinicProfileAdmin(admin.ModelAdmin):
 
 @admin.register(OutgoingEmail)
 class OutgoingEmailAdmin(admin.ModelAdmin):
-    list_display = ["subject", "recipients", "state", "attempts", "created_at", "sent_at"]
-    list_filter = ["state"]
-    search_fields = ["subject", "to"]
+    list_display = [
+        "subject",
+        "recipients",
+        "category",
+        "state",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "sent_at",
+    ]
+    list_filter = ["state", "category"]
+    search_fields = ["subject", "to", "idempotency_key"]
     readonly_fields = [f.name for f in OutgoingEmail._meta.fields]
     actions = ["send_again"]
 
@@ -61,4 +70,4 @@ class OutgoingEmailAdmin(admin.ModelAdmin):
     @admin.action(description="Try sending the selected unsent emails again")
     def send_again(self, request, queryset):
         count = mail.retry_emails(emails=queryset)
-        self.message_user(request, f"{count} email(s) queued again.", messages.SUCCESS)
+        self.message_user(request, f"{count} email(s) will be sent again.", messages.SUCCESS)

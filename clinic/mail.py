@@ -1,9 +1,11 @@
 """The outbox every app sends through: queue_email writes a row, a task sends it.
 
+Two words, used the same way everywhere: an email is *written* when its row goes into
+the outbox table, and *published* when its send task is handed to the broker.
 Writing the email in the same transaction as the action that causes it means a
-booking and its confirmation commit or roll back together; a broker that is
-down when the transaction commits only delays the email (the sweep in
-clinic.tasks.requeue_unsent_emails queues it again).
+booking and its confirmation commit or roll back together; publishing happens after
+commit, and a broker that is down then only delays the email: the beat sweep
+(republish_due_emails) republishes every email whose wait is over.
 """
 
 import logging
@@ -11,8 +13,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -22,13 +24,38 @@ from .models import OutgoingEmail
 
 logger = logging.getLogger(__name__)
 
+Category = OutgoingEmail.Category
 
-def queue_email(*, to, subject, body_text, body_html="", headers=None, attachments=None):
-    """Write an email to the outbox and queue its sending once the transaction commits.
+# The most emails one sweep republishes; the rest wait for the next beat.
+REPUBLISH_BATCH = 1000
+
+
+def queue_email(
+    *,
+    to,
+    subject,
+    body_text,
+    body_html="",
+    headers=None,
+    attachments=None,
+    category=Category.TRANSACTIONAL,
+    idempotency_key=None,
+):
+    """Write an email to the outbox; it is published to the broker once the transaction commits.
 
     `attachments` is a list of {"filename", "content", "mimetype"} with text content
-    (an .ics invitation, say). Returns the OutgoingEmail row.
+    (an .ics invitation, say). `category` is TRANSACTIONAL (the default) or BULK
+    (newsletters, sent from their own queue). With an `idempotency_key` (e.g.
+    "booking:reminder:<id>:<start iso>") the email is written at most once: a second
+    call, even a concurrent one, writes nothing and returns the first row.
+    Returns the OutgoingEmail row.
     """
+    idempotency_key = idempotency_key or None
+    if idempotency_key:
+        existing = OutgoingEmail.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    now = timezone.now()
     email = OutgoingEmail(
         to=[to] if isinstance(to, str) else list(to),
         subject=" ".join(subject.split()),
@@ -37,15 +64,46 @@ def queue_email(*, to, subject, body_text, body_html="", headers=None, attachmen
         from_email=settings.DEFAULT_FROM_EMAIL,
         headers=headers or {},
         attachments=attachments or [],
+        category=category,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        next_attempt_at=now + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES),
     )
-    email.full_clean()
-    email.save()
-    transaction.on_commit(lambda: enqueue_send(email.pk))
+    # The unique constraint decides between racing writers, not a query before it.
+    email.full_clean(validate_unique=False)
+    try:
+        # A savepoint: a lost race undoes only this insert, not the caller's transaction.
+        with transaction.atomic():
+            email.save()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = OutgoingEmail.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+    transaction.on_commit(lambda: publish_send(email.pk, category=email.category))
     return email
 
 
-def queue_templated_email(*, to, template, context, headers=None, attachments=None):
-    """Render emails/<template>_subject.txt, _body.txt and (if present) _body.html, then queue."""
+def queue_templated_email(
+    *,
+    to,
+    template,
+    context,
+    headers=None,
+    attachments=None,
+    category=Category.TRANSACTIONAL,
+    idempotency_key=None,
+):
+    """Render emails/<template>_subject.txt, _body.txt and (if present) _body.html, then write.
+
+    Templates always see `clinic` (the profile) and `site_url` (for absolute links);
+    the caller's context wins where it names the same key.
+    """
+    from .services import get_clinic_profile
+
+    context = {"clinic": get_clinic_profile(), "site_url": settings.SITE_URL, **context}
     subject = render_to_string(f"emails/{template}_subject.txt", context, using="text")
     body_text = render_to_string(f"emails/{template}_body.txt", context, using="text")
     try:
@@ -59,15 +117,23 @@ def queue_templated_email(*, to, template, context, headers=None, attachments=No
         body_html=body_html,
         headers=headers,
         attachments=attachments,
+        category=category,
+        idempotency_key=idempotency_key,
     )
 
 
-def enqueue_send(email_id):
-    """Hand one email to the broker; a broker that is down is logged, not raised."""
+def publish_send(email_id, *, category=Category.TRANSACTIONAL):
+    """Publish one email's send task; a broker that is down is logged, not raised.
+
+    Bulk mail goes to the bulk queue (settings.CELERY_BULK_QUEUE, which the Celery app
+    reads as `bulk_queue`), everything else to the default queue, so a newsletter run
+    never stands in front of a booking confirmation.
+    """
     from .tasks import send_email_task
 
+    queue = send_email_task.app.conf.bulk_queue if category == Category.BULK else None
     try:
-        send_email_task.delay(email_id)
+        send_email_task.apply_async(args=[email_id], queue=queue)
     except (OperationalError, OSError) as exc:
         logger.warning("Broker unavailable, email %s waits for the sweep: %s", email_id, exc)
 
@@ -77,15 +143,18 @@ def _claim(email_id, now):
 
     One conditional UPDATE: the database locks the row while it checks and changes the
     state, so of two senders racing for the same email exactly one wins. A claim whose
-    sender died is free again once its lease has run out.
+    sender died is free again once its lease has run out; until then the sweep leaves
+    the email alone (next_attempt_at).
     """
-    claimable = Q(state=OutgoingEmail.State.PENDING) | Q(
-        state=OutgoingEmail.State.SENDING,
-        last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE,
-        attempts__lt=settings.OUTBOX_MAX_ATTEMPTS,
-    )
-    claimed = OutgoingEmail.objects.filter(claimable, pk=email_id).update(
-        state=OutgoingEmail.State.SENDING, attempts=F("attempts") + 1, last_attempt_at=now
+    claimed = (
+        OutgoingEmail.objects.claimable(now=now)
+        .filter(pk=email_id)
+        .update(
+            state=OutgoingEmail.State.SENDING,
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+            next_attempt_at=now + OutgoingEmail.SEND_LEASE,
+        )
     )
     return claimed == 1
 
@@ -125,6 +194,7 @@ def send_outgoing_email(*, email_id):
         ours.update(
             state=OutgoingEmail.State.FAILED if gave_up else OutgoingEmail.State.PENDING,
             last_error=f"{exc.__class__.__name__}: {exc}"[:2000],
+            next_attempt_at=timezone.now() + retry_delay(email.attempts),
         )
         logger.warning("Email %s not sent (attempt %s): %s", email_id, email.attempts, exc)
         return False
@@ -136,54 +206,58 @@ def retry_emails(*, emails):
     """Give unsent emails (including ones given up on) a fresh start; returns how many."""
     ids = list(emails.values_list("pk", flat=True))
     unsent = [OutgoingEmail.State.PENDING, OutgoingEmail.State.FAILED]
+    now = timezone.now()
     with transaction.atomic():
         # Locked and checked again: a row a worker claimed meanwhile is left to that worker.
         restarted = list(
             OutgoingEmail.objects.select_for_update()
             .filter(pk__in=ids, state__in=unsent)
-            .values_list("pk", flat=True)
+            .values_list("pk", "category")
         )
-        OutgoingEmail.objects.filter(pk__in=restarted).update(
-            state=OutgoingEmail.State.PENDING, attempts=0, last_attempt_at=None, queued_at=None
+        OutgoingEmail.objects.filter(pk__in=[pk for pk, _ in restarted]).update(
+            state=OutgoingEmail.State.PENDING,
+            attempts=0,
+            last_attempt_at=None,
+            queued_at=None,
+            next_attempt_at=now + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES),
         )
-    for email_id in restarted:
-        transaction.on_commit(lambda email_id=email_id: enqueue_send(email_id))
+    for email_id, category in restarted:
+        transaction.on_commit(
+            lambda email_id=email_id, category=category: publish_send(email_id, category=category)
+        )
     return len(restarted)
 
 
 def retry_delay(attempts):
-    """How long an email waits after `attempts` tries: 5, 5, 10, 20… minutes, a day at most."""
+    """How long an email waits after `attempts` failed tries: 5, 10, 20… minutes, a day at most."""
     minutes = settings.OUTBOX_REQUEUE_AFTER_MINUTES * 2 ** max(0, attempts - 1)
     return timedelta(minutes=min(minutes, 24 * 60))
 
 
-def requeue_stale_emails(*, now=None):
-    """Queue again each email whose wait is over (lost task, failed try); count them.
+def republish_due_emails(*, now=None):
+    """Republish each email whose wait is over (lost task, failed try, dead sender); count them.
 
-    Oldest first. A sender that died too often is given up on instead of being retried
-    forever; each email queued again is stamped, so the next sweep leaves it alone.
+    The database picks them (OutgoingEmail.objects.due), transactional mail first, at most
+    REPUBLISH_BATCH per run, so an email in a long back-off never holds up a due one.
+    A sender that died too often is given up on instead of being retried forever. Each
+    email republished waits a grace period again, so the next beat leaves it alone.
     """
     now = now or timezone.now()
-    OutgoingEmail.objects.filter(
-        state=OutgoingEmail.State.SENDING,
-        last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE,
-        attempts__gte=settings.OUTBOX_MAX_ATTEMPTS,
+    OutgoingEmail.objects.abandoned(now=now).filter(
+        attempts__gte=settings.OUTBOX_MAX_ATTEMPTS
     ).update(
         state=OutgoingEmail.State.FAILED,
         last_error="The sender stopped before finishing (worker died or timed out) too often.",
     )
-    candidates = (
-        OutgoingEmail.objects.stale(now=now, minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES)
-        .order_by("created_at")
-        .values_list("pk", "state", "created_at", "last_attempt_at", "attempts")[:1000]
+    due = list(
+        OutgoingEmail.objects.due(now=now)
+        .transactional_first()
+        .values_list("pk", "category")[:REPUBLISH_BATCH]
     )
-    due = [
-        pk
-        for pk, state, created_at, last_attempt_at, attempts in candidates
-        if state == OutgoingEmail.State.SENDING  # abandoned by a dead worker
-        or (last_attempt_at or created_at) + retry_delay(attempts) <= now
-    ]
-    OutgoingEmail.objects.filter(pk__in=due).update(queued_at=now)
-    for email_id in due:
-        enqueue_send(email_id)
+    OutgoingEmail.objects.filter(pk__in=[pk for pk, _ in due]).update(
+        queued_at=now,
+        next_attempt_at=now + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES),
+    )
+    for email_id, category in due:
+        publish_send(email_id, category=category)
     return len(due)

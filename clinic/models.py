@@ -2,9 +2,10 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 
@@ -120,22 +121,33 @@ class Closure(models.Model):
             raise ValidationError({"ends_on": "The last closed day cannot be before the first."})
 
 
+def outbox_grace_over():
+    """When the sweep may first look at a new email: its published task may still be on its way."""
+    return timezone.now() + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES)
+
+
 class OutgoingEmailQuerySet(models.QuerySet):
-    def stale(self, *, now, minutes):
-        """Emails whose task may be lost: pending and untouched for `minutes`, or claimed
-        by a sender that has not finished within the lease (its worker died)."""
-        cutoff = now - timedelta(minutes=minutes)
-        untouched = Q(created_at__lte=cutoff) & (
-            Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff)
-        )
-        abandoned = Q(
+    def abandoned(self, *, now):
+        """Claimed by a sender that has not finished within the lease: its worker died."""
+        return self.filter(
             state=OutgoingEmail.State.SENDING, last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE
         )
-        # Whatever the sweep queued lately waits its turn, so one beat does not repeat another.
-        not_just_queued = Q(queued_at__isnull=True) | Q(queued_at__lte=cutoff)
-        return self.filter(
-            (Q(state=OutgoingEmail.State.PENDING) & untouched) | abandoned, not_just_queued
+
+    def claimable(self, *, now):
+        """Emails a sender may take: pending, or abandoned with attempts left."""
+        pending = self.filter(state=OutgoingEmail.State.PENDING)
+        return pending | self.abandoned(now=now).filter(attempts__lt=settings.OUTBOX_MAX_ATTEMPTS)
+
+    def due(self, *, now):
+        """Claimable emails whose wait is over (grace period, back-off or lease), for the sweep."""
+        return self.claimable(now=now).filter(next_attempt_at__lte=now)
+
+    def transactional_first(self):
+        """Booking mail before newsletter mail, each oldest wait first."""
+        bulk_last = Case(
+            When(category=OutgoingEmail.Category.TRANSACTIONAL, then=Value(0)), default=Value(1)
         )
+        return self.order_by(bulk_last, "next_attempt_at", "pk")
 
 
 class OutgoingEmail(models.Model):
@@ -146,6 +158,11 @@ class OutgoingEmail(models.Model):
         SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         FAILED = "failed", "Gave up"
+
+    class Category(models.TextChoices):
+        # Bulk mail has its own Celery queue, so a newsletter never delays a confirmation.
+        TRANSACTIONAL = "transactional", "Transactional"
+        BULK = "bulk", "Bulk (newsletter)"
 
     # How long a sender owns a claimed email; longer than a task's hard time limit.
     SEND_LEASE = timedelta(minutes=10)
@@ -159,13 +176,27 @@ class OutgoingEmail(models.Model):
     attachments = models.JSONField(
         default=list, blank=True, help_text="List of {filename, content, mimetype}; text content."
     )
+    category = models.CharField(
+        max_length=20, choices=Category.choices, default=Category.TRANSACTIONAL
+    )
+    idempotency_key = models.CharField(
+        max_length=200,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Names the event the email is for; a second email for it is never written.",
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        default=outbox_grace_over,
+        help_text="When the sweep may republish it: after the grace period, back-off or lease.",
+    )
     queued_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the sweep last handed it to the broker again."
+        null=True, blank=True, help_text="When the sweep last republished it to the broker."
     )
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -174,7 +205,10 @@ class OutgoingEmail(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "outgoing email"
-        indexes = [models.Index(fields=["state", "created_at"], name="outbox_state_created")]
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="outbox_state_created"),
+            models.Index(fields=["state", "next_attempt_at"], name="outbox_state_next_attempt"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(state="sent") | Q(sent_at__isnull=False), name="outbox_sent_has_time"

@@ -9,6 +9,7 @@ wrong stops start-up with one line naming the variable.
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from csp.constants import NONE, SELF
@@ -54,6 +55,11 @@ if not SECRET_KEY:
     if not DEBUG:
         _fail("SECRET_KEY", "must be set when DEBUG is off (or set DEBUG=true for development)")
     SECRET_KEY = "insecure-development-key-never-use-in-production"
+# Earlier keys, newest first: links signed with them (unsubscribe, manage a booking) keep
+# working while a new SECRET_KEY is rolled out. Drop a key once its links have expired.
+SECRET_KEY_FALLBACKS = [
+    key.strip() for key in env.str("SECRET_KEY_FALLBACKS", default="").split(",") if key.strip()
+]
 
 if not DEBUG and "SITE_URL" not in env:
     # Links in emails, feeds and sitemaps would point at a development address.
@@ -103,6 +109,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Turns django-ratelimit's refusal into RATELIMIT_VIEW's friendly 429 page.
+    "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
 ROOT_URLCONF = "clinic.urls"
@@ -191,7 +199,6 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
-CELERY_TIMEZONE = "America/Los_Angeles"
 # A task is acknowledged only once it finished, and handed back to the queue if
 # its worker dies: tasks are written to be safe to run twice.
 CELERY_TASK_ACKS_LATE = True
@@ -210,9 +217,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Bulk mail (newsletters) is published to its own queue so it never delays a booking
+# confirmation on the default queue ("celery"); workers consume both: -Q celery,bulk.
+CELERY_BULK_QUEUE = env.str("CELERY_BULK_QUEUE", default="bulk").strip() or "bulk"
 CELERY_BEAT_SCHEDULE = {
-    "requeue-unsent-emails": {
-        "task": "clinic.tasks.requeue_unsent_emails",
+    "republish-due-emails": {
+        "task": "clinic.tasks.republish_due_emails",
         "schedule": 120.0,
     },
 }
@@ -228,7 +238,8 @@ else:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"clinic@{_site.hostname}")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = 20
-# Minutes an email may wait unsent before the sweep queues it again.
+# Minutes a new or republished email waits before the sweep republishes it (its task may
+# still be on its way); also the first step of the back-off after a failed try.
 OUTBOX_REQUEUE_AFTER_MINUTES = _read("OUTBOX_REQUEUE_AFTER_MINUTES", env.int, default=5)
 OUTBOX_MAX_ATTEMPTS = _read("OUTBOX_MAX_ATTEMPTS", env.int, default=8)
 
@@ -243,7 +254,13 @@ LOGIN_URL = "admin:login"
 
 # --- Internationalisation -------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "America/Los_Angeles"
+# The clinic's own time zone, the one place it is named: pages, emails, beat schedules.
+TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles").strip()
+try:
+    ZoneInfo(TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    _fail("TIME_ZONE", f"is not a known time zone ({TIME_ZONE!r}); use e.g. America/Los_Angeles")
+CELERY_TIMEZONE = TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 

@@ -11,7 +11,7 @@ def send_email_task(email_id):
     return mail.send_outgoing_email(email_id=email_id)
 
 
-@shared_task(name="clinic.tasks.requeue_unsent_emails")
-def requeue_unsent_emails():
-    """Beat: queue again the emails whose task was lost (broker down, worker died)."""
-    return mail.requeue_stale_emails()
+@shared_task(name="clinic.tasks.republish_due_emails")
+def republish_due_emails_task():
+    """Beat: republish the emails whose task was lost (broker down, worker died) or failed."""
+    return mail.republish_due_emails()

@@ -148,14 +148,19 @@ def celery_worker(django_db_setup, django_db_blocker, mail_dir):
             "EMAIL_FILE_PATH": str(mail_dir),
         }
     )
-    # Its own queue and name: nothing left in Redis by an earlier run, and no stray
-    # worker from one, can take this session's tasks.
+    # Its own queues and name: nothing left in Redis by an earlier run, and no stray
+    # worker from one, can take this session's tasks. It consumes both, as production does.
     queue = app.conf.task_default_queue = f"clinic-test-{uuid.uuid4().hex[:12]}"
+    bulk_queue = app.conf.bulk_queue = f"{queue}-bulk"
     name = f"{queue}@localhost"
     log = open(mail_dir.parent / f"{mail_dir.name}-worker.log", "w")  # noqa: SIM115
     command = [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--pool=solo"]
     process = subprocess.Popen(
-        [*command, "-Q", queue, "-n", name, "--without-mingle", "--without-gossip", "-l", "info"],
+        [
+            *command,
+            *("-Q", f"{queue},{bulk_queue}", "-n", name),
+            *("--without-mingle", "--without-gossip", "-l", "info"),
+        ],
         cwd=ROOT,
         env=worker_env,
         stdout=log,
@@ -179,7 +184,8 @@ def celery_worker(django_db_setup, django_db_blocker, mail_dir):
         os.killpg(process.pid, signal.SIGKILL)
     log.close()
     with app.connection_for_write() as broker:
-        broker.default_channel.queue_delete(queue)
+        for each in (queue, bulk_queue):
+            broker.default_channel.queue_delete(each)
 
 
 def wait_for(predicate, timeout=15.0, interval=0.1):
@@ -262,7 +268,7 @@ def broker_down(monkeypatch):
                 raise OperationalError("Error 111 connecting to the broker. Connection refused.")
 
             with monkeypatch.context() as patch:
-                patch.setattr(send_email_task, "delay", refuse)
+                patch.setattr(send_email_task, "apply_async", refuse)
                 yield
 
     return down

@@ -27,9 +27,9 @@ def test_collectstatic_builds_hashed_compressed_files(tmp_path, settings):
     assert (tmp_path / "vendor/bootstrap/LICENSE").exists()
 
 
-def test_beat_requeues_unsent_emails_every_few_minutes():
+def test_beat_republishes_unsent_emails_every_few_minutes():
     app.loader.import_default_modules()
-    entry = app.conf.beat_schedule["requeue-unsent-emails"]
+    entry = app.conf.beat_schedule["republish-due-emails"]
     assert entry["task"] in app.tasks
     assert entry["schedule"] <= 300
 

@@ -10,12 +10,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(**environment):
-    unset = ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "CELERY_BROKER_URL", "SITE_URL")
+def start(*command, **environment):
+    """Run manage.py (`check` unless told) with only `environment` set on top of the shell's."""
+    unset = (
+        *("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "CELERY_BROKER_URL", "SITE_URL"),
+        *("SECRET_KEY_FALLBACKS", "TIME_ZONE"),
+    )
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(environment)
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", *(command or ["check"])],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -45,6 +49,8 @@ def test_debug_off_without_secret_key_stops_with_one_line():
         ("CONN_MAX_AGE", "forever"),
         ("OUTBOX_MAX_ATTEMPTS", "lots"),
         ("ALLOWED_HOSTS", ","),
+        ("TIME_ZONE", "Mars/Olympus_Mons"),
+        ("TIME_ZONE", "../../etc/passwd"),
     ],
 )
 def test_malformed_setting_stops_start_up_naming_the_variable(variable, value):
@@ -74,3 +80,36 @@ def test_embedded_default_starts_with_nothing_set():
     result = start()
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_time_zone_is_set_once_for_pages_the_beat_and_content():
+    show = (
+        "from django.conf import settings; from articles.content import CLINIC_TZ; "
+        "print(settings.TIME_ZONE, settings.CELERY_TIMEZONE, CLINIC_TZ)"
+    )
+    assert start("shell", "-c", show).stdout.split()[-3:] == ["America/Los_Angeles"] * 3
+    berlin = start("shell", "-c", show, TIME_ZONE="Europe/Berlin")
+    assert berlin.stdout.split()[-3:] == ["Europe/Berlin"] * 3, berlin.stderr
+
+
+def test_links_signed_with_a_retired_key_still_verify_from_the_fallbacks():
+    from django.core import signing
+    from django.test.utils import override_settings
+
+    salt = "newsletter.unsubscribe"
+    with override_settings(SECRET_KEY="retired-key-" + "x" * 40):
+        token = signing.dumps({"subscriber": 7}, salt=salt)
+    verify = f"from django.core import signing; print(signing.loads({token!r}, salt={salt!r}))"
+    new_key = "current-key-" + "y" * 40
+
+    rotated = start(
+        "shell",
+        "-c",
+        verify,
+        SECRET_KEY=new_key,
+        SECRET_KEY_FALLBACKS=f"another-old-key, retired-key-{'x' * 40}",
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip().splitlines()[-1] == "{'subscriber': 7}"
+    forgotten = start("shell", "-c", verify, SECRET_KEY=new_key)
+    assert forgotten.returncode != 0 and "BadSignature" in forgotten.stderr
