@@ -1,6 +1,44 @@
-from django.urls import path
+from datetime import date, time
+
+from django.urls import path, register_converter
 
 from . import views
 
+
+class DateConverter:
+    regex = r"\d{4}-\d{2}-\d{2}"
+
+    def to_python(self, value):
+        return date.fromisoformat(value)  # a ValueError (say 2026-02-30) is a 404
+
+    def to_url(self, value):
+        return value if isinstance(value, str) else value.isoformat()
+
+
+class TimeConverter:
+    regex = r"\d{4}"
+
+    def to_python(self, value):
+        return time(int(value[:2]), int(value[2:]))
+
+    def to_url(self, value):
+        return value if isinstance(value, str) else f"{value:%H%M}"
+
+
+register_converter(DateConverter, "day")
+register_converter(TimeConverter, "hhmm")
+
 app_name = "booking"
-urlpatterns = [path("", views.start, name="start")]
+urlpatterns = [
+    path("", views.choose_service, name="start"),
+    path("appointment/<str:token>/", views.confirmation, name="confirmation"),
+    path("appointment/<str:token>/appointment.ics", views.calendar_file, name="ics"),
+    path("<slug:service>/", views.choose_therapist, name="therapist"),
+    path("<slug:service>/<slug:therapist>/", views.choose_day, name="day"),
+    path("<slug:service>/<slug:therapist>/<day:day>/", views.choose_time, name="time"),
+    path(
+        "<slug:service>/<slug:therapist>/<day:day>/<hhmm:at>/",
+        views.details,
+        name="details",
+    ),
+]

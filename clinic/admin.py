@@ -1,11 +1,13 @@
 from django.contrib import admin, messages
 
 from . import mail
+from .forms import WeeklyIntervalFormSet
 from .models import ClinicProfile, Closure, OpeningHours, OutgoingEmail
 
 
 class OpeningHoursInline(admin.TabularInline):
     model = OpeningHours
+    formset = WeeklyIntervalFormSet
     extra = 0
 
 

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class ClinicProfile(models.Model):
@@ -58,25 +59,78 @@ class ClinicProfile(models.Model):
         return ", ".join(p for p in parts if p)
 
 
-class OpeningHours(models.Model):
-    """One opening interval on one weekday; a weekday without rows is closed."""
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
 
-    class Weekday(models.IntegerChoices):
-        MONDAY = 0
-        TUESDAY = 1
-        WEDNESDAY = 2
-        THURSDAY = 3
-        FRIDAY = 4
-        SATURDAY = 5
-        SUNDAY = 6
 
-    clinic = models.ForeignKey(ClinicProfile, on_delete=models.CASCADE, related_name="hours")
+class WeeklyIntervalQuerySet(models.QuerySet):
+    def as_weekly(self):
+        """{owner id: {weekday: [(opens, closes), ...]}} as plain data, sorted, one query."""
+        owner = self.model.OWNER_FIELD
+        weekly = {}
+        for owner_id, weekday, opens, closes in self.order_by(
+            owner, "weekday", "opens"
+        ).values_list(owner, "weekday", "opens", "closes"):
+            weekly.setdefault(owner_id, {}).setdefault(weekday, []).append((opens, closes))
+        return weekly
+
+
+class WeeklyInterval(models.Model):
+    """One interval on one weekday, repeated every week (opening or working hours).
+
+    A weekday without rows is closed; several rows make a day with breaks. Subclasses
+    name the foreign key that groups their intervals in OWNER_FIELD.
+    """
+
+    OWNER_FIELD = None
+
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     opens = models.TimeField()
     closes = models.TimeField()
 
+    objects = WeeklyIntervalQuerySet.as_manager()
+
     class Meta:
+        abstract = True
         ordering = ["weekday", "opens"]
+
+    def __str__(self):
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+
+    def clean(self):
+        if self.opens and self.closes and self.closes <= self.opens:
+            raise ValidationError({"closes": _("The end must be after the start.")})
+        # Overlap between intervals is checked across the whole set being saved
+        # (clinic.forms.WeeklyIntervalFormSet): one row alone cannot see its new siblings.
+
+
+def overlapping_intervals(intervals):
+    """The pairs among [(weekday, opens, closes), ...] that overlap on one day."""
+    clashes = []
+    ordered = sorted(intervals)
+    for (day_a, opens_a, closes_a), (day_b, opens_b, closes_b) in zip(
+        ordered, ordered[1:], strict=False
+    ):
+        if day_a == day_b and opens_b < closes_a:
+            clashes.append(((day_a, opens_a, closes_a), (day_b, opens_b, closes_b)))
+    return clashes
+
+
+class OpeningHours(WeeklyInterval):
+    """One opening interval on one weekday; a weekday without rows is closed."""
+
+    OWNER_FIELD = "clinic"
+    Weekday = Weekday
+
+    clinic = models.ForeignKey(ClinicProfile, on_delete=models.CASCADE, related_name="hours")
+
+    class Meta(WeeklyInterval.Meta):
         verbose_name_plural = "opening hours"
         constraints = [
             models.CheckConstraint(
@@ -87,21 +141,25 @@ class OpeningHours(models.Model):
             ),
         ]
 
-    def __str__(self):
-        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
 
-    def clean(self):
-        if self.opens and self.closes and self.closes <= self.opens:
-            raise ValidationError({"closes": "Closing time must be after opening time."})
+class ClosureQuerySet(models.QuerySet):
+    def covering(self, start, end):
+        """Closures with at least one day in [start, end] (dates, both included)."""
+        return self.filter(starts_on__lte=end, ends_on__gte=start)
 
 
 class Closure(models.Model):
-    """Days the clinic is closed although its weekly hours say open (holidays, training)."""
+    """Days the clinic is closed although its weekly hours say open (holidays, training).
+
+    A closure blocks every therapist's appointments on those days.
+    """
 
     clinic = models.ForeignKey(ClinicProfile, on_delete=models.CASCADE, related_name="closures")
     starts_on = models.DateField()
     ends_on = models.DateField(help_text="Last closed day (the same as the first for one day).")
     reason = models.CharField(max_length=120, blank=True)
+
+    objects = ClosureQuerySet.as_manager()
 
     class Meta:
         ordering = ["starts_on"]

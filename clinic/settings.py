@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "simple_history",
     "csp",
+    "phonenumber_field",
     "clinic",
     "articles",
     "booking",
@@ -280,6 +281,13 @@ STORAGES = {
         )
     },
 }
+
+PHONENUMBER_DEFAULT_REGION = "US"
+PHONENUMBER_DB_FORMAT = "E164"
+
+# Booking POSTs per client address; past it the patient sees a friendly 429 page.
+BOOKING_RATE_LIMIT = _read("BOOKING_RATE_LIMIT", env.str, default="20/h")
+RATELIMIT_VIEW = "booking.views.rate_limited"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

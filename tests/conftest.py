@@ -1,5 +1,7 @@
 """Shared fixtures: the clinic's content, an author, articles, a staff user, the real worker."""
 
+import email
+import email.policy
 import os
 import shutil
 import subprocess
@@ -219,11 +221,13 @@ def delivered(request, mailoutbox):
         old.unlink()
 
     def read():
+        # The file backend writes each message followed by a line of 79 dashes.
         found = []
         for path in sorted(worker_mail_dir.glob("*.log")):
-            for line in path.read_text().splitlines():
-                if line.startswith("Subject: "):
-                    found.append(line.removeprefix("Subject: "))
+            for chunk in path.read_text().split("-" * 79):
+                if chunk.strip():
+                    message = email.message_from_string(chunk.lstrip(), policy=email.policy.default)
+                    found.append(str(message["Subject"]))
         return found
 
     def subjects(expected=0):
@@ -272,3 +276,96 @@ def broker_down(monkeypatch):
                 yield
 
     return down
+
+
+# --- booking: the schedule's nouns ------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _generous_booking_rate_limit(settings):
+    # The suite books far more often than a patient; the rate-limit test sets its own.
+    settings.BOOKING_RATE_LIMIT = "100000/h"
+
+
+@pytest.fixture
+def booking_rules(db):
+    from booking.models import BookingRules
+
+    return BookingRules.objects.create(
+        slot_step_minutes=30,
+        min_notice_minutes=120,
+        max_days_ahead=60,
+        cancel_cutoff_hours=24,
+        cancellation_policy="Tell us a day ahead if you cannot come.",
+    )
+
+
+@pytest.fixture
+def service(db):
+    from booking.models import Service
+
+    return Service.objects.create(
+        name="60-minute massage", slug="massage-60", duration_minutes=60, buffer_minutes=15
+    )
+
+
+@pytest.fixture
+def make_therapist(db, service):
+    """A therapist offering `service`, working weekdays 09:00–12:00 and 13:00–17:00."""
+    from datetime import time
+
+    from booking.models import Therapist, WorkingHours
+
+    counter = iter(range(1, 1000))
+
+    def make(name=None, services=(service,), **fields):
+        n = next(counter)
+        therapist = Therapist.objects.create(
+            name=name or f"Therapist {n}", slug=f"therapist-{n}", **fields
+        )
+        therapist.services.set(services)
+        WorkingHours.objects.bulk_create(
+            WorkingHours(therapist=therapist, weekday=day, opens=opens, closes=closes)
+            for day in range(5)
+            for opens, closes in [(time(9), time(12)), (time(13), time(17))]
+        )
+        return therapist
+
+    return make
+
+
+@pytest.fixture
+def therapist(make_therapist):
+    return make_therapist("Maria Lopez")
+
+
+@pytest.fixture
+def next_monday():
+    """A Monday at least a week away, in the clinic's zone: bookable, and never a holiday."""
+    today = timezone.localdate()
+    return today + timedelta(days=7 + (7 - today.weekday()) % 7)
+
+
+@pytest.fixture
+def at(next_monday):
+    """at(hour, minute=0, days=0): an aware datetime on next_monday (+ days) in the zone."""
+    from datetime import datetime, time
+
+    def make(hour, minute=0, days=0):
+        day = next_monday + timedelta(days=days)
+        return datetime.combine(day, time(hour, minute), tzinfo=timezone.get_default_timezone())
+
+    return make
+
+
+@pytest.fixture
+def patient():
+    from booking.services import Patient
+
+    return Patient(name="Pat Example", email="pat@example.com", phone="+12095550142")
+
+
+@pytest.fixture
+def appointment(booking_rules, clinic, therapist, service, at, patient):
+    """Pat's confirmed appointment with Maria, next Monday 10:00."""
+    from booking.services import book_appointment
+
+    return book_appointment(service=service, therapist=therapist, start=at(10), patient=patient)

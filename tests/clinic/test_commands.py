@@ -1,10 +1,13 @@
 """`make run`'s steps: content loads once, the demo login exists only on the embedded default."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
 from articles.models import Article, Topic
+from booking.models import BookingRules, Service, Therapist, WorkingHours
 from clinic.models import ClinicProfile, OpeningHours
 
 pytestmark = pytest.mark.django_db
@@ -17,16 +20,42 @@ def test_loading_content_twice_duplicates_nothing(capsys):
     assert OpeningHours.objects.count() == 6
     assert Article.objects.count() == 1
     assert Topic.objects.count() == 4
-    assert "0 article(s) added" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 therapist(s) added" in out
+    assert "0 article(s) and 0 therapist(s) added" in out
+    assert Therapist.objects.count() == 3 and Service.objects.count() == 4
+    assert WorkingHours.objects.count() == 3 * 2 * 4 - 2  # Ana works three days
+    assert BookingRules.objects.get().cancellation_policy
+
+
+def test_a_newcomer_can_book_at_once_after_loading_content():
+    from django.utils import timezone
+
+    from booking.services import free_starts
+
+    call_command("load_content")
+    service = Service.objects.get(slug="calf-low-back-trigger-point")
+    today = timezone.localdate()
+    free = free_starts(
+        service=service,
+        therapists=list(Therapist.objects.offering(service)),
+        first_day=today,
+        last_day=today + timedelta(days=14),
+    )
+    assert sum(len(starts) for starts in free.values()) > 50
 
 
 def test_loading_content_again_keeps_staff_edits():
     call_command("load_content")
     ClinicProfile.objects.filter(pk=1).update(phone="1-209-555-0100")
     Article.objects.update(title="Edited by staff")
+    Service.objects.filter(slug="massage-60").update(duration_minutes=50)
+    WorkingHours.objects.filter(therapist__slug="maria-lopez").delete()
     call_command("load_content")
     assert ClinicProfile.objects.get().phone == "1-209-555-0100"
     assert Article.objects.get().title == "Edited by staff"
+    assert Service.objects.get(slug="massage-60").duration_minutes == 50
+    assert not WorkingHours.objects.filter(therapist__slug="maria-lopez").exists()
 
 
 def test_demo_login_is_created_on_the_embedded_default(

@@ -1,0 +1,111 @@
+"""A believable demo schedule for a fresh install. Loading it twice changes nothing."""
+
+from datetime import time
+from decimal import Decimal
+
+from django.db import transaction
+
+from clinic.models import Weekday
+
+from .models import BookingRules, Service, Therapist, WorkingHours
+
+POLICY = (
+    "Please give us at least 24 hours' notice if you need to cancel or move your "
+    "appointment, so another patient can have the time. Cancellations with less notice, "
+    "and missed appointments, may be charged in full."
+)
+
+SERVICES = [
+    {
+        "slug": "massage-30",
+        "name": "30-minute massage",
+        "duration_minutes": 30,
+        "buffer_minutes": 15,
+        "price": Decimal("50"),
+        "description": "A focused session on one area, such as the neck and shoulders.",
+    },
+    {
+        "slug": "massage-60",
+        "name": "60-minute massage",
+        "duration_minutes": 60,
+        "buffer_minutes": 15,
+        "price": Decimal("90"),
+        "description": "Our most booked session: time for the back, hips and legs.",
+    },
+    {
+        "slug": "massage-90",
+        "name": "90-minute massage",
+        "duration_minutes": 90,
+        "buffer_minutes": 15,
+        "price": Decimal("130"),
+        "description": "A long session for the whole body, or for stubborn trouble spots.",
+    },
+    {
+        "slug": "calf-low-back-trigger-point",
+        "name": "Calf and low-back trigger-point session",
+        "duration_minutes": 60,
+        "buffer_minutes": 15,
+        "price": Decimal("95"),
+        "description": (
+            "Trigger-point work on the calves, hamstrings and low back, for low back pain "
+            "that may start lower down the chain."
+        ),
+    },
+]
+
+# (name, slug, bio, services offered, weekdays worked): a lunch break splits each day.
+THERAPISTS = [
+    (
+        "Maria Lopez",
+        "maria-lopez",
+        "Licensed massage therapist who works mostly with low back and hip pain.",
+        ["massage-30", "massage-60", "massage-90", "calf-low-back-trigger-point"],
+        [Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY],
+    ),
+    (
+        "James Carter",
+        "james-carter",
+        "Licensed massage therapist with a background in sports massage and trigger points.",
+        ["massage-30", "massage-60", "calf-low-back-trigger-point"],
+        [Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY],
+    ),
+    (
+        "Ana Nguyen",
+        "ana-nguyen",
+        "Licensed massage therapist; relaxing full-body work and longer sessions.",
+        ["massage-60", "massage-90"],
+        [Weekday.MONDAY, Weekday.WEDNESDAY, Weekday.FRIDAY],
+    ),
+]
+
+DAY = [(time(9), time(12, 30)), (time(13, 30), time(18))]
+
+
+@transaction.atomic
+def load_booking_content():
+    """Booking rules, services and therapists with hours, where missing; returns how many
+    therapists were added. Rows staff already have are left as they are."""
+    BookingRules.objects.get_or_create(
+        pk=BookingRules.SINGLETON_PK, defaults={"cancellation_policy": POLICY}
+    )
+    services = {}
+    for order, fields in enumerate(SERVICES):
+        values = {**fields, "display_order": order}
+        services[fields["slug"]], _ = Service.objects.get_or_create(
+            slug=fields["slug"], defaults=values
+        )
+    added = 0
+    for order, (name, slug, bio, offered, weekdays) in enumerate(THERAPISTS):
+        therapist, created = Therapist.objects.get_or_create(
+            slug=slug, defaults={"name": name, "bio": bio, "display_order": order}
+        )
+        if not created:
+            continue
+        added += 1
+        therapist.services.set([services[s] for s in offered])
+        WorkingHours.objects.bulk_create(
+            WorkingHours(therapist=therapist, weekday=day, opens=opens, closes=closes)
+            for day in weekdays
+            for opens, closes in DAY
+        )
+    return added

@@ -1,0 +1,324 @@
+"""The schedule: services, therapists and their hours, the clinic's booking rules, appointments."""
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+from clinic.models import WeeklyInterval
+
+
+class ServiceQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class Service(models.Model):
+    """A treatment patients can book, with its length and the buffer kept free after it."""
+
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    duration_minutes = models.PositiveSmallIntegerField(
+        _("duration (minutes)"), validators=[MinValueValidator(5), MaxValueValidator(8 * 60)]
+    )
+    buffer_minutes = models.PositiveSmallIntegerField(
+        _("buffer after (minutes)"),
+        default=0,
+        validators=[MaxValueValidator(120)],
+        help_text=_("Time kept free after the appointment (notes, cleaning, changing the table)."),
+    )
+    price = models.DecimalField(
+        _("price shown"), max_digits=7, decimal_places=2, null=True, blank=True
+    )
+    is_active = models.BooleanField(_("bookable online"), default=True)
+    display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_order", "name"]
+        verbose_name = _("service")
+        constraints = [
+            models.CheckConstraint(condition=Q(duration_minutes__gte=5), name="service_duration"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def duration(self):
+        return timedelta(minutes=self.duration_minutes)
+
+    @property
+    def buffer(self):
+        return timedelta(minutes=self.buffer_minutes)
+
+
+class TherapistQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+    def offering(self, service):
+        return self.active().filter(services=service)
+
+
+class Therapist(models.Model):
+    """Someone patients can book; offers some of the services."""
+
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True)
+    bio = models.TextField(_("bio"), blank=True)
+    photo = models.ImageField(_("photo"), upload_to="therapists/", blank=True)
+    photo_alt = models.CharField(
+        _("photo description"),
+        max_length=200,
+        blank=True,
+        help_text=_("What the photo shows, for people who cannot see it."),
+    )
+    services = models.ManyToManyField(
+        Service, related_name="therapists", blank=True, verbose_name=_("services offered")
+    )
+    is_active = models.BooleanField(_("bookable online"), default=True)
+    display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="therapist",
+        verbose_name=_("staff user"),
+    )
+
+    objects = TherapistQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_order", "name"]
+        verbose_name = _("therapist")
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.photo and not self.photo_alt.strip():
+            raise ValidationError({"photo_alt": _("Describe the photo for screen readers.")})
+
+
+class WorkingHours(WeeklyInterval):
+    """One interval a therapist works on one weekday; several make a day with breaks."""
+
+    OWNER_FIELD = "therapist"
+
+    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="working_hours")
+
+    class Meta(WeeklyInterval.Meta):
+        verbose_name = _("working hours")
+        verbose_name_plural = _("working hours")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes__gt=F("opens")), name="working_hours_end_after_start"
+            ),
+            models.UniqueConstraint(
+                fields=["therapist", "weekday", "opens"], name="working_hours_unique_start"
+            ),
+        ]
+
+
+class TimeOffQuerySet(models.QuerySet):
+    def overlapping(self, start, end):
+        return self.filter(starts_at__lt=end, ends_at__gt=start)
+
+
+class TimeOff(models.Model):
+    """A stretch when one therapist is away (holiday, training, a doctor's visit)."""
+
+    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="time_off")
+    starts_at = models.DateTimeField(_("from"))
+    ends_at = models.DateTimeField(_("until"))
+    reason = models.CharField(_("reason"), max_length=120, blank=True)
+
+    objects = TimeOffQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_at"]
+        verbose_name = _("time off")
+        verbose_name_plural = _("time off")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="time_off_ends_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.therapist}: {timezone.localtime(self.starts_at):%b %-d %H:%M}"
+
+    def clean(self):
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": _("The end must be after the start.")})
+
+
+class BookingRules(models.Model):
+    """The clinic-wide rules for online booking (always pk=1)."""
+
+    SINGLETON_PK = 1
+
+    slot_step_minutes = models.PositiveSmallIntegerField(
+        _("slot step (minutes)"),
+        default=15,
+        validators=[MinValueValidator(5), MaxValueValidator(120)],
+        help_text=_("Start times are offered every this many minutes."),
+    )
+    min_notice_minutes = models.PositiveIntegerField(
+        _("minimum notice (minutes)"),
+        default=120,
+        help_text=_("How long before a start time patients can still book it online."),
+    )
+    max_days_ahead = models.PositiveSmallIntegerField(
+        _("book up to (days ahead)"), default=60, validators=[MinValueValidator(1)]
+    )
+    cancel_cutoff_hours = models.PositiveSmallIntegerField(
+        _("cancel or reschedule up to (hours before)"), default=24
+    )
+    cancellation_policy = models.TextField(
+        _("cancellation policy"),
+        help_text=_("Shown to patients before they book; they agree to it."),
+    )
+
+    class Meta:
+        verbose_name = _("booking rules")
+        verbose_name_plural = _("booking rules")
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="booking_rules_is_singleton"),
+            models.CheckConstraint(condition=Q(slot_step_minutes__gte=5), name="rules_step"),
+            models.CheckConstraint(condition=Q(max_days_ahead__gte=1), name="rules_window"),
+        ]
+
+    def __str__(self):
+        return str(_("Booking rules"))
+
+    def save(self, *args, **kwargs):
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls):
+        """The rules, read from the database (never cached: the booking service re-checks)."""
+        rules = cls.objects.filter(pk=cls.SINGLETON_PK).first()
+        return rules or cls(pk=cls.SINGLETON_PK, cancellation_policy="")
+
+    def for_engine(self):
+        from .slots import Rules
+
+        return Rules(
+            step=self.slot_step, min_notice=self.min_notice, max_days_ahead=self.max_days_ahead
+        )
+
+    @property
+    def slot_step(self):
+        return timedelta(minutes=self.slot_step_minutes)
+
+    @property
+    def min_notice(self):
+        return timedelta(minutes=self.min_notice_minutes)
+
+    @property
+    def window(self):
+        return timedelta(days=self.max_days_ahead)
+
+    @property
+    def cancel_cutoff(self):
+        return timedelta(hours=self.cancel_cutoff_hours)
+
+
+def new_public_token():
+    return secrets.token_urlsafe(24)
+
+
+class AppointmentQuerySet(models.QuerySet):
+    def active(self):
+        """Appointments that hold their time: all but cancelled ones."""
+        return self.exclude(status=Appointment.Status.CANCELLED)
+
+    def overlapping(self, therapist, start, end):
+        """Appointments of `therapist` whose time, buffer included, meets [start, end)."""
+        return self.filter(therapist=therapist, starts_at__lt=end, blocked_until__gt=start)
+
+    def within(self, start, end):
+        return self.filter(starts_at__lt=end, blocked_until__gt=start)
+
+
+class Appointment(models.Model):
+    """One booked visit. On PostgreSQL an exclusion constraint keeps a therapist's active
+    appointments (buffer included) from overlapping, however a row arrives."""
+
+    class Status(models.TextChoices):
+        CONFIRMED = "confirmed", _("Confirmed")
+        CANCELLED = "cancelled", _("Cancelled")
+        COMPLETED = "completed", _("Completed")
+        NO_SHOW = "no_show", _("No-show")
+
+    public_token = models.CharField(
+        max_length=64, unique=True, default=new_public_token, editable=False
+    )
+    therapist = models.ForeignKey(Therapist, on_delete=models.PROTECT, related_name="appointments")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="appointments")
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    blocked_until = models.DateTimeField(
+        _("blocked until"), help_text=_("The end plus the service's buffer.")
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.CONFIRMED
+    )
+    patient_name = models.CharField(_("name"), max_length=120)
+    patient_email = models.EmailField(_("email"), max_length=254)
+    patient_phone = PhoneNumberField(_("phone"), region="US")
+    notes = models.TextField(_("notes"), max_length=1000, blank=True)
+    consented_to_policy_at = models.DateTimeField(_("agreed to the cancellation policy"))
+    submission_key = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The booking form's one-time key: a second submit of it books nothing new.",
+    )
+    created_at = models.DateTimeField(_("booked"), default=timezone.now)
+    cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
+    cancellation_reason = models.CharField(_("cancellation reason"), max_length=300, blank=True)
+
+    objects = AppointmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_at"]
+        verbose_name = _("appointment")
+        indexes = [
+            models.Index(fields=["therapist", "starts_at"], name="appointment_therapist_start"),
+            models.Index(fields=["starts_at"], name="appointment_start"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="appointment_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(blocked_until__gte=F("ends_at")), name="appointment_buffer_after_end"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="cancelled") | Q(cancelled_at__isnull=False),
+                name="appointment_cancelled_has_time",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.patient_name}, {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
+
+    @property
+    def is_active(self):
+        return self.status != self.Status.CANCELLED

@@ -1,0 +1,209 @@
+"""Booking: reading free times from the database and booking one of them."""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clinic.mail import queue_templated_email
+from clinic.models import Closure
+
+from . import slots
+from .calendar import appointment_ics
+from .models import Appointment, BookingRules, Service, Therapist, TimeOff, WorkingHours
+
+
+class SlotUnavailable(Exception):
+    """The time asked for is not free (any more), or cannot be booked online."""
+
+
+@dataclass(frozen=True)
+class Patient:
+    name: str
+    email: str
+    phone: str
+    notes: str = ""
+
+
+def clinic_zone():
+    return timezone.get_default_timezone()
+
+
+def load_schedules(*, therapists, first_day, last_day):
+    """The engine's inputs for `therapists` between two local days, in four queries.
+
+    Returns (schedules, closures): one slots.TherapistSchedule per therapist, and the
+    clinic's closures as (first day, last day) pairs.
+    """
+    tz = clinic_zone()
+    # A day's margin either side: a long appointment or time off can reach across midnight.
+    start = datetime.combine(first_day - timedelta(days=1), time(0), tzinfo=tz)
+    end = datetime.combine(last_day + timedelta(days=2), time(0), tzinfo=tz)
+    ids = [therapist.pk for therapist in therapists]
+    weekly = WorkingHours.objects.filter(therapist_id__in=ids).as_weekly()
+    busy = {pk: [] for pk in ids}
+    for therapist_id, starts_at, ends_at in (
+        TimeOff.objects.filter(therapist_id__in=ids)
+        .overlapping(start, end)
+        .values_list("therapist_id", "starts_at", "ends_at")
+    ):
+        busy[therapist_id].append((starts_at, ends_at))
+    for therapist_id, starts_at, blocked_until in (
+        Appointment.objects.active()
+        .filter(therapist_id__in=ids)
+        .within(start, end)
+        .values_list("therapist_id", "starts_at", "blocked_until")
+    ):
+        busy[therapist_id].append((starts_at, blocked_until))
+    closures = list(
+        Closure.objects.covering(first_day, last_day).values_list("starts_on", "ends_on")
+    )
+    schedules = [slots.TherapistSchedule(pk, weekly.get(pk, {}), busy[pk]) for pk in ids]
+    return schedules, closures
+
+
+def free_starts(*, service, therapists, first_day, last_day, now=None, rules=None):
+    """{therapist id: [free starts]} for `service` between two local days (both included)."""
+    now = now or timezone.now()
+    rules = rules or BookingRules.current()
+    schedules, closures = load_schedules(
+        therapists=therapists, first_day=first_day, last_day=last_day
+    )
+    return slots.free_starts(
+        schedules=schedules,
+        closures=closures,
+        duration=service.duration,
+        buffer=service.buffer,
+        rules=rules.for_engine(),
+        first_day=first_day,
+        last_day=last_day,
+        tz=clinic_zone(),
+        now=now,
+    )
+
+
+def book_appointment(*, service, therapist, start, patient, submission_key=None, now=None):
+    """Book `start` for `patient` with `therapist` (None: whoever offering `service` is free).
+
+    Locks the candidate therapists' rows, then re-checks everything from the database
+    (rules, hours, closures, appointments: never a cached copy) before inserting. The
+    confirmation emails are written in the same transaction. A `submission_key` seen before
+    returns the appointment it booked instead of booking again (a double-clicked submit).
+    On PostgreSQL an exclusion constraint is the guarantee; a violation here is reported
+    as SlotUnavailable like any other lost race.
+    """
+    now = now or timezone.now()
+    tz = clinic_zone()
+    with transaction.atomic():
+        if submission_key:
+            earlier = Appointment.objects.filter(submission_key=submission_key).first()
+            if earlier:
+                return earlier
+        service = Service.objects.active().filter(pk=service.pk).first()
+        if service is None:
+            raise SlotUnavailable(_("That service can no longer be booked online."))
+        candidates = Therapist.objects.offering(service).order_by("pk")
+        if therapist is not None:
+            candidates = candidates.filter(pk=therapist.pk)
+        # Locked in one order (by id), so two bookings of "no preference" cannot deadlock.
+        candidates = list(candidates.select_for_update())
+        if not candidates:
+            raise SlotUnavailable(_("That therapist does not offer this service online."))
+        day = start.astimezone(tz).date()
+        free = free_starts(
+            service=service, therapists=candidates, first_day=day, last_day=day, now=now
+        )
+        chosen = next((c for c in candidates if start in set(free.get(c.pk, ()))), None)
+        if chosen is None:
+            raise SlotUnavailable(_("Sorry, that time was just taken or is no longer free."))
+        appointment = Appointment(
+            therapist=chosen,
+            service=service,
+            starts_at=start,
+            ends_at=start + service.duration,
+            blocked_until=start + service.duration + service.buffer,
+            patient_name=patient.name,
+            patient_email=patient.email,
+            patient_phone=patient.phone,
+            notes=patient.notes,
+            consented_to_policy_at=now,
+            submission_key=submission_key or None,
+            created_at=now,
+        )
+        appointment.full_clean(exclude=["submission_key"])
+        try:
+            with transaction.atomic():
+                appointment.save()
+        except IntegrityError as exc:
+            if submission_key and "submission_key" in str(exc):
+                return Appointment.objects.get(submission_key=submission_key)
+            raise SlotUnavailable(
+                _("Sorry, that time was just taken or is no longer free.")
+            ) from exc
+        _write_confirmation_emails(appointment)
+    return appointment
+
+
+def confirmation_url(appointment):
+    return settings.SITE_URL + reverse(
+        "booking:confirmation", kwargs={"token": appointment.public_token}
+    )
+
+
+def _write_confirmation_emails(appointment):
+    """The patient's confirmation (with the .ics) and the clinic's notice, in the outbox.
+
+    Must run inside the booking's transaction, so both commit or roll back together.
+    """
+    from clinic.services import get_clinic_profile
+
+    context = {"appointment": appointment, "confirmation_url": confirmation_url(appointment)}
+    queue_templated_email(
+        to=appointment.patient_email,
+        template="booking/confirmation",
+        context=context,
+        attachments=[
+            {
+                "filename": "appointment.ics",
+                "content": appointment_ics(appointment),
+                "mimetype": "text/calendar",
+            }
+        ],
+    )
+    profile = get_clinic_profile()
+    clinic_address = (profile.email if profile else "") or settings.DEFAULT_FROM_EMAIL
+    queue_templated_email(to=clinic_address, template="booking/clinic_notice", context=context)
+
+
+def validate_not_overlapping(*, appointment):
+    """Refuse an appointment that meets another active one of its therapist (buffers counted).
+
+    Must run inside a transaction: it locks the therapist's row first, so no other
+    booking for them can slip in between this check and the insert.
+    """
+    Therapist.objects.select_for_update().filter(pk=appointment.therapist_id).first()
+    clash = (
+        Appointment.objects.active()
+        .overlapping(appointment.therapist_id, appointment.starts_at, appointment.blocked_until)
+        .exclude(pk=appointment.pk)
+        .first()
+    )
+    if clash:
+        local = timezone.localtime(clash.starts_at)
+        raise ValidationError(
+            _(
+                "%(therapist)s already has %(patient)s at %(when)s "
+                "(until %(until)s with the buffer)."
+            )
+            % {
+                "therapist": clash.therapist,
+                "patient": clash.patient_name,
+                "when": f"{local:%a %b %-d, %H:%M}",
+                "until": f"{timezone.localtime(clash.blocked_until):%H:%M}",
+            }
+        )

@@ -1,0 +1,223 @@
+"""The booking steps as a patient meets them, including every way to get them wrong."""
+
+import re
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from icalendar import Calendar
+
+from booking.models import Appointment, Service
+from clinic.models import Closure
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _schedule(booking_rules, clinic, therapist):
+    return therapist
+
+
+def details_url(therapist, start, service_slug="massage-60"):
+    return reverse(
+        "booking:details",
+        args=[service_slug, therapist.slug if therapist else "any", start.date(), start.time()],
+    )
+
+
+def form_data(client, url, **changes):
+    """What the details form would send, read from the page (its one-time key and slot)."""
+    page = client.get(url).content.decode()
+    data = {
+        "slot": re.search(r'name="slot" value="([^"]+)"', page).group(1),
+        "submission_key": re.search(r'name="submission_key" value="([^"]+)"', page).group(1),
+        "name": "Pat Example",
+        "email": "pat@example.com",
+        "phone": "(209) 555-0142",
+        "notes": "Left calf is tight.",
+        "consent": "on",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_the_first_step_lists_bookable_treatments_only(client, service):
+    Service.objects.create(name="Hidden", slug="hidden", duration_minutes=30, is_active=False)
+    Service.objects.create(name="Nobody offers", slug="nobody", duration_minutes=30)
+    page = client.get(reverse("booking:start")).content.decode()
+    assert "60-minute massage" in page
+    assert "Hidden" not in page and "Nobody offers" not in page
+
+
+def test_the_therapist_step_offers_no_preference_and_who_offers_the_service(
+    client, therapist, make_therapist
+):
+    away = make_therapist("Away Person", is_active=False)
+    page = client.get(reverse("booking:therapist", args=["massage-60"])).content.decode()
+    assert "No preference" in page and therapist.name in page and away.name not in page
+
+
+def test_the_month_links_days_with_free_times_and_not_a_closed_day(client, next_monday, seeded):
+    Closure.objects.create(clinic=seeded, starts_on=next_monday, ends_on=next_monday)
+    url = reverse("booking:day", args=["massage-60", "any"]) + f"?month={next_monday:%Y-%m}"
+    page = client.get(url).content.decode()
+    tuesday = next_monday.replace(day=next_monday.day + 1) if next_monday.day < 28 else None
+    assert f'/book/massage-60/any/{next_monday.isoformat()}/"' not in page
+    if tuesday:
+        assert f'/book/massage-60/any/{tuesday.isoformat()}/"' in page
+
+
+@pytest.mark.parametrize(
+    ("month", "status"), [("1999-01", 400), ("2999-01", 400), ("nonsense", 400), ("2026-13", 400)]
+)
+def test_a_month_outside_the_window_or_malformed_says_so(client, month, status):
+    response = client.get(reverse("booking:day", args=["massage-60", "any"]), {"month": month})
+    assert response.status_code == status
+    assert "Pick a day" in response.content.decode()
+
+
+def test_the_time_step_lists_free_times_in_the_clinics_zone(client, therapist, next_monday):
+    response = client.get(reverse("booking:time", args=["massage-60", therapist.slug, next_monday]))
+    page = response.content.decode()
+    assert "9:00 AM" in page and "12:00 PM" not in page  # lunch
+    assert re.search(r"local time \((PST|PDT)\)", page)
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/book/massage-60/any/2001-01-01/", 400),
+        ("/book/massage-60/any/2999-01-01/", 400),
+        ("/book/massage-60/any/2026-02-30/", 404),
+        ("/book/massage-60/any/2026-12-01/2599/", 404),
+        ("/book/no-such-service/", 404),
+        ("/book/massage-60/nobody-here/", 404),
+        ("/book/appointment/not-a-real-token/", 404),
+        ("/book/appointment/" + "x" * 300 + "/", 404),
+        ("/book/appointment/not-a-real-token/appointment.ics", 404),
+    ],
+)
+def test_unknown_or_impossible_addresses_get_a_clear_4xx(client, path, status):
+    response = client.get(path)
+    assert response.status_code == status
+
+
+def test_an_inactive_therapist_cannot_be_chosen(client, therapist, at):
+    therapist.is_active = False
+    therapist.save()
+    assert client.get(details_url(therapist, at(10))).status_code == 404
+
+
+def test_booking_through_every_step_confirms_and_offers_the_ics(client, therapist, at):
+    url = details_url(therapist, at(10))
+    response = client.post(url, form_data(client, url))
+    assert response.status_code == 302
+    appointment = Appointment.objects.get()
+    assert response["Location"] == reverse("booking:confirmation", args=[appointment.public_token])
+    assert str(appointment.pk) not in response["Location"].split("/")
+    page = client.get(response["Location"])
+    assert page["Cache-Control"] == "private, no-store"
+    text = page.content.decode()
+    assert "You are booked" in text and "Maria Lopez" in text and "(209) 555-0142" in text
+    ics = client.get(reverse("booking:ics", args=[appointment.public_token]))
+    assert ics["Content-Type"].startswith("text/calendar")
+    event = Calendar.from_ical(ics.content).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == at(10)
+    assert appointment.patient_phone.as_e164 == "+12095550142"
+
+
+def test_no_preference_books_a_free_therapist(client, at):
+    url = details_url(None, at(10))
+    assert client.post(url, form_data(client, url)).status_code == 302
+    assert Appointment.objects.get().therapist.name == "Maria Lopez"
+
+
+def test_a_double_clicked_submit_books_once(client, therapist, at):
+    url = details_url(therapist, at(10))
+    data = form_data(client, url)
+    first, second = client.post(url, data), client.post(url, data)
+    assert first["Location"] == second["Location"]
+    assert Appointment.objects.count() == 1
+
+
+def test_a_taken_time_gets_409_with_everything_typed_kept_and_fresh_times(
+    client, therapist, at, patient
+):
+    url = details_url(therapist, at(10))
+    data = form_data(client, url, name="Sam <b>Typed</b>", notes="Kept notes")
+    from booking.services import book_appointment
+
+    book_appointment(
+        service=therapist.services.get(), therapist=therapist, start=at(10), patient=patient
+    )
+    response = client.post(url, data)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "just taken" in page
+    assert "Sam &lt;b&gt;Typed&lt;/b&gt;" in page and "Kept notes" in page
+    fresh = re.findall(r'type="radio"[^>]*name="slot" value="([^"]+)"', page)
+    assert fresh and data["slot"] not in fresh
+    retry = {**data, "slot": fresh[0]}
+    assert client.post(url, retry).status_code == 302
+    assert Appointment.objects.count() == 2
+
+
+def test_opening_the_details_of_a_taken_time_offers_nearby_times(
+    client, therapist, at, appointment
+):
+    response = client.get(details_url(therapist, at(10)))
+    assert response.status_code == 409
+    assert (
+        # 09:00 would run into the 10:00 visit and 11:30 into lunch: the nearest is 13:00.
+        details_url(therapist, at(13)) in response.content.decode()
+    )
+
+
+HOSTILE = {
+    "bad email": ({"email": "not-an-email"}, "Enter a valid email address"),
+    "bad phone": ({"phone": "12"}, "valid phone number"),
+    "long notes": ({"notes": "x" * 1001}, "at most 1000 characters"),
+    "no consent": ({"consent": None}, "agree to the cancellation policy"),
+    "no name": ({"name": "   "}, "This field is required"),
+    "control characters": ({"name": "Pat\x07"}, "Enter your name"),
+    "null byte": ({"name": "Pat\x00"}, "Null characters are not allowed"),
+    "tampered slot": ({"slot": "2001-01-01T00:00:00+00:00"}, "Choose one of the times offered"),
+    "tampered key": ({"submission_key": "../../etc"}, "This form arrived damaged"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_input_gets_the_form_again_with_a_message_and_the_input_kept(
+    client, therapist, at, case
+):
+    changes, message = HOSTILE[case]
+    url = details_url(therapist, at(10))
+    response = client.post(url, form_data(client, url, **changes))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert message in page
+    assert 'value="pat@example.com"' in page or case == "bad email"
+    assert Appointment.objects.count() == 0
+
+
+def test_a_time_in_the_past_or_beyond_the_window_cannot_be_posted(client, therapist, at):
+    url = details_url(therapist, at(10, days=7 * 12))
+    response = client.post(url, {"name": "Pat"})
+    assert response.status_code == 400
+    assert "Online booking is open" in response.content.decode()
+
+
+def test_too_many_booking_posts_from_one_address_get_a_friendly_429(
+    client, therapist, at, settings
+):
+    settings.BOOKING_RATE_LIMIT = "3/h"
+    cache.delete_many([])  # the counters live in the cache, keyed by this unusual address
+    url = details_url(therapist, at(10))
+    codes = [
+        client.post(url, {"name": "x"}, REMOTE_ADDR="203.0.113.77").status_code for _ in range(4)
+    ]
+    assert codes == [400, 400, 400, 429]
+    response = client.post(url, {"name": "x"}, REMOTE_ADDR="203.0.113.77")
+    assert "Too many tries" in response.content.decode()
+    assert "1-209-915-2296" in response.content.decode()
+    assert client.get(url, REMOTE_ADDR="203.0.113.77").status_code == 200  # reading is fine
