@@ -71,5 +71,11 @@ vendor:
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
+# Booking times are measured twice: on SQLite in a temporary file, then on this PostgreSQL
+# database (created and migrated if missing; skipped with a note if the server is down).
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clinic_bench
+
 bench: $(STAMP)
 	env -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/pages.py
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/booking.py
+	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/booking.py
