@@ -57,10 +57,12 @@ def clinic(db):
 
 @pytest.fixture
 def seeded(clinic):
-    """The clinic as `make run` loads it: profile, hours, topics and the calf article."""
+    """The clinic as `make run` loads it: profile, hours, the calf article, the schedule."""
     from articles.content import load_article_content
+    from booking.content import load_booking_content
 
     load_article_content()
+    load_booking_content()
     return clinic
 
 
@@ -227,7 +229,7 @@ def delivered(request, mailoutbox):
             for chunk in path.read_text().split("-" * 79):
                 if chunk.strip():
                     message = email.message_from_string(chunk.lstrip(), policy=email.policy.default)
-                    found.append(str(message["Subject"]))
+                    found.append(" ".join(str(message["Subject"]).split()))
         return found
 
     def subjects(expected=0):

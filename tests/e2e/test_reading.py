@@ -74,7 +74,7 @@ def test_topic_page_and_the_styled_not_found_page(page, check_page, live_server,
     expect(page.get_by_role("link", name=CALF_TITLE)).to_be_visible()
     check_page("topic-trigger-points")
     missing = live_server.url + "/articles/no-such-article/"
-    page.expected_404s.add(missing)
+    page.expected_4xx.add(missing)
     response = page.goto(missing)
     assert response.status == 404
     assert page.get_by_role("heading", level=1).inner_text() == "We could not find that page"

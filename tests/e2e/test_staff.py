@@ -15,7 +15,7 @@ def test_staff_preview_a_draft_then_publish_it(page, check_page, live_server, se
         status=Article.Status.DRAFT,
         published_at=None,
     )
-    page.expected_404s.add(live_server.url + draft.get_absolute_url())
+    page.expected_4xx.add(live_server.url + draft.get_absolute_url())
     assert page.goto(live_server.url + draft.get_absolute_url()).status == 404
 
     page.goto(live_server.url + "/admin/login/?next=/admin/")
