@@ -6,6 +6,7 @@ CELERY_BROKER_URL), EMAIL_URL, SECRET_KEY and ALLOWED_HOSTS. A setting that is
 wrong stops start-up with one line naming the variable.
 """
 
+import re
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -286,7 +287,9 @@ PHONENUMBER_DEFAULT_REGION = "US"
 PHONENUMBER_DB_FORMAT = "E164"
 
 # Booking POSTs per client address; past it the patient sees a friendly 429 page.
-BOOKING_RATE_LIMIT = _read("BOOKING_RATE_LIMIT", env.str, default="20/h")
+BOOKING_RATE_LIMIT = env.str("BOOKING_RATE_LIMIT", default="20/h").strip()
+if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", BOOKING_RATE_LIMIT):
+    _fail("BOOKING_RATE_LIMIT", "must look like 20/h (a count per s, m, h or d)")
 RATELIMIT_VIEW = "booking.views.rate_limited"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

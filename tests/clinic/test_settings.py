@@ -51,6 +51,8 @@ def test_debug_off_without_secret_key_stops_with_one_line():
         ("ALLOWED_HOSTS", ","),
         ("TIME_ZONE", "Mars/Olympus_Mons"),
         ("TIME_ZONE", "../../etc/passwd"),
+        ("BOOKING_RATE_LIMIT", "lots"),
+        ("BOOKING_RATE_LIMIT", "0/h"),
     ],
 )
 def test_malformed_setting_stops_start_up_naming_the_variable(variable, value):
