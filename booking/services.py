@@ -1,11 +1,13 @@
 """Booking: reading free times from the database and booking one of them."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -207,3 +209,119 @@ def validate_not_overlapping(*, appointment):
                 "until": f"{timezone.localtime(clash.blocked_until):%H:%M}",
             }
         )
+
+
+# --- Reminders ---------------------------------------------------------------------------
+logger = logging.getLogger(__name__)
+
+# A reminder goes out this long before the visit, and only for a time that was set at least
+# this long before it: whoever books (or moves) for tomorrow morning has just had an email.
+REMINDER_LEAD = timedelta(hours=24)
+# The most reminders one run writes; any others wait for the next beat, soonest first.
+REMINDER_BATCH = 500
+
+
+def _due_for_reminder(now):
+    """Confirmed appointments owed a reminder at `now`.
+
+    Due from REMINDER_LEAD before the start until the start itself, so a beat every N
+    minutes sends each reminder within N minutes after the 24-hour mark however its runs
+    fall, and one that was down catches up while the visit is still ahead. `reminded_for`
+    (the start time already reminded for) stops a second one; a moved appointment is owed
+    one again for its new time, unless that time was set less than REMINDER_LEAD ahead.
+    """
+    return Appointment.objects.filter(
+        Q(reminded_for__isnull=True) | ~Q(reminded_for=F("starts_at")),
+        status=Appointment.Status.CONFIRMED,
+        starts_at__gt=now,
+        starts_at__lte=now + REMINDER_LEAD,
+        scheduled_at__lte=F("starts_at") - REMINDER_LEAD,
+    )
+
+
+def _claim_reminder(appointment, now):
+    """Mark `appointment` reminded for its start; True if this caller now owns the reminder.
+
+    One conditional UPDATE, like the outbox's claim: the database checks "still due, same
+    start" and records it in one step, so of two beats, workers or retries racing for one
+    appointment exactly one wins. A start moved since `appointment` was read claims nothing
+    (the next beat reminds for the new one). Must run in the transaction that writes the email.
+    """
+    claimed = (
+        _due_for_reminder(now)
+        .filter(pk=appointment.pk, starts_at=appointment.starts_at)
+        .update(reminded_for=F("starts_at"))
+    )
+    return claimed == 1
+
+
+def _write_reminder_email(appointment, *, now, rules):
+    """The patient's reminder in the outbox: the visit, the manage link, nothing of the intake.
+
+    The template is given named values, not the appointment, so it cannot reach the intake
+    answers. Must run inside the transaction that claimed the reminder, so the mark and the
+    email commit or roll back together; the idempotency key is a second guard.
+    """
+    queue_templated_email(
+        to=appointment.patient_email,
+        template="booking/reminder",
+        context={
+            "patient_name": appointment.patient_name,
+            "starts_at": appointment.starts_at,
+            "service": appointment.service,
+            "therapist": appointment.therapist,
+            "manage_url": manage_url(appointment),
+            "can_change": can_change_online(appointment, now=now, rules=rules),
+        },
+        idempotency_key=f"booking:reminder:{appointment.pk}:{appointment.starts_at.isoformat()}",
+    )
+
+
+def _remind(appointment, *, now, rules):
+    with transaction.atomic():
+        if not _claim_reminder(appointment, now):
+            return False
+        _write_reminder_email(appointment, now=now, rules=rules)
+    return True
+
+
+def remind_appointment(*, appointment_id, now=None):
+    """Write the reminder of one appointment if it is due (see _due_for_reminder).
+
+    True if this call wrote it; False if it is not due, already reminded for its start,
+    claimed by a concurrent call, or the id names no appointment.
+    """
+    now = now or timezone.now()
+    appointment = (
+        _due_for_reminder(now)
+        .select_related("service", "therapist")
+        .filter(pk=appointment_id)
+        .first()
+    )
+    if appointment is None:
+        return False
+    return _remind(appointment, now=now, rules=BookingRules.current())
+
+
+def send_due_reminders(*, now=None):
+    """Write the reminder of every appointment due one at `now`; returns how many were written.
+
+    The due appointments are read in one query (service and therapist joined) whatever their
+    number; each is then claimed and its email written in its own transaction, so one that
+    fails is logged (by id only: no health data in logs) and does not hold back the others.
+    Safe to run twice or concurrently: each appointment is reminded once per start time.
+    """
+    now = now or timezone.now()
+    rules = BookingRules.current()
+    due = (
+        _due_for_reminder(now)
+        .select_related("service", "therapist")
+        .order_by("starts_at", "pk")[:REMINDER_BATCH]
+    )
+    written = 0
+    for appointment in due:
+        try:
+            written += _remind(appointment, now=now, rules=rules)
+        except Exception:  # one broken row must not stop every reminder after it
+            logger.exception("The reminder for appointment %s was not written", appointment.pk)
+    return written

@@ -227,6 +227,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "clinic.tasks.republish_due_emails",
         "schedule": 120.0,
     },
+    # Reminders are due from 24 hours before a visit, so a run every 10 minutes sends each
+    # within 10 minutes of that mark. A run not started by the next one is dropped, not stacked.
+    "send-due-reminders": {
+        "task": "booking.tasks.send_due_reminders",
+        "schedule": 600.0,
+        "options": {"expires": 540},
+    },
 }
 
 # --- Email ----------------------------------------------------------------------
