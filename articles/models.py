@@ -158,6 +158,14 @@ class Article(models.Model):
         help_text="A future date schedules the article: it goes live by itself then.",
     )
     topics = models.ManyToManyField(Topic, related_name="articles", blank=True)
+    recommended_service = models.ForeignKey(
+        "booking.Service",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="recommended_by",
+        help_text="The article's call to book opens the booking with this treatment chosen.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

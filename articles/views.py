@@ -65,7 +65,7 @@ def topic_detail(request, slug):
 @require_safe
 def article_detail(request, slug):
     article = (
-        Article.objects.select_related("author", "reviewer")
+        Article.objects.select_related("author", "reviewer", "recommended_service")
         .prefetch_related("topics", "references")
         .filter(slug=slug)
         .first()

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from articles.models import Article
 from clinic.models import Weekday
 
 from .models import BookingRules, Service, Therapist, WorkingHours
@@ -78,6 +79,9 @@ THERAPISTS = [
     ),
 ]
 
+CALF_SERVICE = "calf-low-back-trigger-point"
+CALF_ARTICLE = "tight-calf-muscles-low-back-pain"
+
 DAY = [(time(9), time(12, 30)), (time(13, 30), time(18))]
 
 
@@ -88,11 +92,18 @@ def load_booking_content():
     BookingRules.objects.get_or_create(
         pk=BookingRules.SINGLETON_PK, defaults={"cancellation_policy": POLICY}
     )
-    services = {}
+    services, created = {}, set()
     for order, fields in enumerate(SERVICES):
         values = {**fields, "display_order": order}
-        services[fields["slug"]], _ = Service.objects.get_or_create(
+        services[fields["slug"]], new = Service.objects.get_or_create(
             slug=fields["slug"], defaults=values
+        )
+        if new:
+            created.add(fields["slug"])
+    if CALF_SERVICE in created:
+        # The calf article's call to book opens this treatment (staff can change it).
+        Article.objects.filter(slug=CALF_ARTICLE, recommended_service=None).update(
+            recommended_service=services[CALF_SERVICE]
         )
     added = 0
     for order, (name, slug, bio, offered, weekdays) in enumerate(THERAPISTS):

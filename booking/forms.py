@@ -8,6 +8,13 @@ from phonenumber_field.formfields import PhoneNumberField
 
 SUBMISSION_KEY = re.compile(r"^[0-9a-f]{32}$")
 
+YES_NO = {
+    "choices": [("yes", _("Yes")), ("no", _("No"))],
+    "coerce": lambda value: value == "yes",
+    "widget": forms.RadioSelect,
+    "error_messages": {"required": _("Please answer yes or no.")},
+}
+
 
 class DetailsForm(forms.Form):
     slot = forms.ChoiceField(
@@ -35,6 +42,7 @@ class DetailsForm(forms.Form):
         label=_("I have read and agree to the cancellation policy."),
         error_messages={"required": _("Please agree to the cancellation policy to book.")},
     )
+    source = forms.SlugField(required=False, max_length=200, widget=forms.HiddenInput)
     submission_key = forms.RegexField(
         regex=SUBMISSION_KEY,
         widget=forms.HiddenInput,
@@ -42,6 +50,36 @@ class DetailsForm(forms.Form):
             "invalid": _("This form arrived damaged. Check your details and book again."),
             "required": _("This form arrived damaged. Check your details and book again."),
         },
+    )
+
+    # Health questions: what makes deep calf work unsafe without a doctor's clearance.
+    # The answers are health data: staff see them; no email, log, URL or cache key does.
+    intake_clot_signs = forms.TypedChoiceField(
+        label=_(
+            "Do you have new swelling, warmth, redness or pain at rest in a calf "
+            "(possible signs of a blood clot)?"
+        ),
+        **YES_NO,
+    )
+    intake_surgery_or_immobility = forms.TypedChoiceField(
+        label=_(
+            "Have you had surgery, or been unable to move about for a long time "
+            "(bed rest, a cast, a long journey), in the last 3 months?"
+        ),
+        **YES_NO,
+    )
+    intake_blood_thinners = forms.TypedChoiceField(
+        label=_("Do you take blood thinners (anticoagulants)?"), **YES_NO
+    )
+    intake_pregnant = forms.TypedChoiceField(
+        label=_("Are you pregnant, or could you be?"), **YES_NO
+    )
+
+    INTAKE_FIELDS = (
+        "intake_clot_signs",
+        "intake_surgery_or_immobility",
+        "intake_blood_thinners",
+        "intake_pregnant",
     )
 
     def __init__(self, *args, slot_choices, offer_times=False, **kwargs):
@@ -59,3 +97,15 @@ class DetailsForm(forms.Form):
         if not name or any(ord(ch) < 32 for ch in name):
             raise forms.ValidationError(_("Enter your name."))
         return name
+
+    def intake_answers(self):
+        return {name: self.cleaned_data[name] for name in self.INTAKE_FIELDS}
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason (optional)"),
+        max_length=300,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )

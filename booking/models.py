@@ -253,6 +253,32 @@ class AppointmentQuerySet(models.QuerySet):
     def within(self, start, end):
         return self.filter(starts_at__lt=end, blocked_until__gt=start)
 
+    def due_for_reminder(self, now, *, lead):
+        """Confirmed appointments owed a reminder at `now`.
+
+        Due from `lead` before the start until the start itself, so a beat every N minutes
+        sends each reminder within N minutes after the mark however its runs fall, and one
+        that was down catches up while the visit is still ahead. `reminded_for` (the start
+        already reminded for) stops a second one; a moved appointment is owed one again for
+        its new time, unless that time was set less than `lead` ahead.
+        """
+        return self.filter(
+            Q(reminded_for__isnull=True) | ~Q(reminded_for=F("starts_at")),
+            status=Appointment.Status.CONFIRMED,
+            starts_at__gt=now,
+            starts_at__lte=now + lead,
+            scheduled_at__lte=F("starts_at") - lead,
+        )
+
+    def needing_clearance(self):
+        """Appointments whose intake has a "yes": the therapist checks before deep work."""
+        return self.filter(
+            Q(intake_clot_signs=True)
+            | Q(intake_surgery_or_immobility=True)
+            | Q(intake_blood_thinners=True)
+            | Q(intake_pregnant=True)
+        )
+
 
 class Appointment(models.Model):
     """One booked visit. On PostgreSQL an exclusion constraint keeps a therapist's active
@@ -291,6 +317,34 @@ class Appointment(models.Model):
         help_text="The booking form's one-time key: a second submit of it books nothing new.",
     )
     created_at = models.DateTimeField(_("booked"), default=timezone.now)
+    scheduled_at = models.DateTimeField(
+        _("time set"),
+        default=timezone.now,
+        help_text=_("When the current time was booked or last moved (reminders go by it)."),
+    )
+    sequence = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Calendar revision: one more at each change."
+    )
+    reminded_for = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The start time a reminder was sent for."
+    )
+    source_article = models.ForeignKey(
+        "articles.Article",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="bookings",
+        verbose_name=_("came from article"),
+    )
+    # Health answers: shown to staff only; never in an email, a log, a URL or a cache key.
+    intake_clot_signs = models.BooleanField(
+        _("new calf swelling, warmth, redness or pain at rest"), null=True, blank=True
+    )
+    intake_surgery_or_immobility = models.BooleanField(
+        _("surgery or a long time immobile in the last 3 months"), null=True, blank=True
+    )
+    intake_blood_thinners = models.BooleanField(_("takes blood thinners"), null=True, blank=True)
+    intake_pregnant = models.BooleanField(_("pregnant"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=300, blank=True)
 
@@ -319,6 +373,21 @@ class Appointment(models.Model):
     def __str__(self):
         return f"{self.patient_name}, {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
 
+    INTAKE_FIELDS = (
+        "intake_clot_signs",
+        "intake_surgery_or_immobility",
+        "intake_blood_thinners",
+        "intake_pregnant",
+    )
+
     @property
     def is_active(self):
         return self.status != self.Status.CANCELLED
+
+    @property
+    def needs_clearance(self):
+        return any(getattr(self, name) for name in self.INTAKE_FIELDS)
+
+    @property
+    def intake_answered(self):
+        return any(getattr(self, name) is not None for name in self.INTAKE_FIELDS)

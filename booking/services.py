@@ -1,13 +1,14 @@
 """Booking: reading free times from the database and booking one of them."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,17 +31,24 @@ class Patient:
     email: str
     phone: str
     notes: str = ""
+    # Intake answers (True, False, or None when not asked): health data, staff eyes only.
+    intake: dict = field(default_factory=dict)
+
+
+class TooLateToChange(Exception):
+    """The cut-off for changing or cancelling online has passed."""
 
 
 def clinic_zone():
     return timezone.get_default_timezone()
 
 
-def load_schedules(*, therapists, first_day, last_day):
+def load_schedules(*, therapists, first_day, last_day, ignoring=None):
     """The engine's inputs for `therapists` between two local days, in four queries.
 
     Returns (schedules, closures): one slots.TherapistSchedule per therapist, and the
-    clinic's closures as (first day, last day) pairs.
+    clinic's closures as (first day, last day) pairs. `ignoring` (an appointment) does not
+    count as busy: it is the one being moved.
     """
     tz = clinic_zone()
     # A day's margin either side: a long appointment or time off can reach across midnight.
@@ -55,11 +63,11 @@ def load_schedules(*, therapists, first_day, last_day):
         .values_list("therapist_id", "starts_at", "ends_at")
     ):
         busy[therapist_id].append((starts_at, ends_at))
-    for therapist_id, starts_at, blocked_until in (
-        Appointment.objects.active()
-        .filter(therapist_id__in=ids)
-        .within(start, end)
-        .values_list("therapist_id", "starts_at", "blocked_until")
+    appointments = Appointment.objects.active().filter(therapist_id__in=ids).within(start, end)
+    if ignoring is not None:
+        appointments = appointments.exclude(pk=ignoring.pk)
+    for therapist_id, starts_at, blocked_until in appointments.values_list(
+        "therapist_id", "starts_at", "blocked_until"
     ):
         busy[therapist_id].append((starts_at, blocked_until))
     closures = list(
@@ -69,12 +77,12 @@ def load_schedules(*, therapists, first_day, last_day):
     return schedules, closures
 
 
-def free_starts(*, service, therapists, first_day, last_day, now=None, rules=None):
+def free_starts(*, service, therapists, first_day, last_day, now=None, rules=None, ignoring=None):
     """{therapist id: [free starts]} for `service` between two local days (both included)."""
     now = now or timezone.now()
     rules = rules or BookingRules.current()
     schedules, closures = load_schedules(
-        therapists=therapists, first_day=first_day, last_day=last_day
+        therapists=therapists, first_day=first_day, last_day=last_day, ignoring=ignoring
     )
     return slots.free_starts(
         schedules=schedules,
@@ -89,7 +97,9 @@ def free_starts(*, service, therapists, first_day, last_day, now=None, rules=Non
     )
 
 
-def book_appointment(*, service, therapist, start, patient, submission_key=None, now=None):
+def book_appointment(
+    *, service, therapist, start, patient, submission_key=None, source_article=None, now=None
+):
     """Book `start` for `patient` with `therapist` (None: whoever offering `service` is free).
 
     Locks the candidate therapists' rows, then re-checks everything from the database
@@ -136,6 +146,9 @@ def book_appointment(*, service, therapist, start, patient, submission_key=None,
             consented_to_policy_at=now,
             submission_key=submission_key or None,
             created_at=now,
+            scheduled_at=now,
+            source_article=source_article,
+            **{name: patient.intake.get(name) for name in Appointment.INTAKE_FIELDS},
         )
         appointment.full_clean(exclude=["submission_key"])
         try:
@@ -157,14 +170,189 @@ def confirmation_url(appointment):
     )
 
 
+MANAGE_SALT = "booking.manage"
+# A link stops working this long after its appointment ended: old emails stop showing it.
+MANAGE_LINK_GRACE = timedelta(days=30)
+
+
+def manage_token(appointment):
+    """A signed token for the patient's manage link: no login, unguessable, tamper-proof."""
+    return signing.dumps(appointment.public_token, salt=MANAGE_SALT)
+
+
+def appointment_for_token(token, *, now=None):
+    """The appointment a manage token names, or None for a wrong, tampered or stale token."""
+    now = now or timezone.now()
+    if len(token) > 200:
+        return None
+    try:
+        public_token = signing.loads(token, salt=MANAGE_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(public_token, str):
+        return None
+    appointment = (
+        Appointment.objects.select_related("service", "therapist")
+        .filter(public_token=public_token)
+        .first()
+    )
+    if appointment is None or appointment.ends_at + MANAGE_LINK_GRACE < now:
+        return None
+    return appointment
+
+
+def manage_url(appointment):
+    return settings.SITE_URL + reverse(
+        "booking:manage", kwargs={"token": manage_token(appointment)}
+    )
+
+
+def can_change_online(appointment, *, now=None, rules=None):
+    """Whether the patient may still cancel or move `appointment` themselves."""
+    now = now or timezone.now()
+    rules = rules or BookingRules.current()
+    return appointment.is_active and now <= appointment.starts_at - rules.cancel_cutoff
+
+
+def _check_change_allowed(appointment, now):
+    if not appointment.is_active:
+        raise SlotUnavailable(_("This appointment is cancelled."))
+    if appointment.status != Appointment.Status.CONFIRMED:
+        raise TooLateToChange(_("This appointment can no longer be changed online."))
+    if not can_change_online(appointment, now=now):
+        raise TooLateToChange(
+            _("It is too late to change this appointment online. Please call us.")
+        )
+
+
+def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
+    """Cancel `appointment` and tell the patient (with a cancelled .ics) and the clinic.
+
+    Patients may cancel only before the cut-off (TooLateToChange after it); staff at any
+    time. Cancelling twice is harmless: the second call changes nothing and sends nothing.
+    Returns True if this call cancelled it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if not locked.is_active:
+            return False
+        if not by_staff:
+            _check_change_allowed(locked, now)
+        locked.status = Appointment.Status.CANCELLED
+        locked.cancelled_at = now
+        locked.cancellation_reason = reason[:300]
+        locked.sequence += 1
+        locked.full_clean(exclude=["submission_key"])
+        locked.save()
+        _write_change_emails(locked, cancelled=True, by_staff=by_staff)
+    appointment.refresh_from_db()
+    return True
+
+
+def reschedule_appointment(*, appointment, start, now=None):
+    """Move `appointment` to `start` with the same therapist and treatment.
+
+    The same guard as booking: the therapist's row locked, the time re-checked from the
+    database with this appointment left out, the exclusion constraint behind it. Moving it to
+    the time it already has changes nothing (a double-clicked submit). Raises
+    TooLateToChange after the cut-off and SlotUnavailable if `start` is not free.
+    """
+    now = now or timezone.now()
+    tz = clinic_zone()
+    with transaction.atomic():
+        Therapist.objects.select_for_update().filter(pk=appointment.therapist_id).first()
+        locked = (
+            Appointment.objects.select_for_update()
+            .select_related("service", "therapist")
+            .get(pk=appointment.pk)
+        )
+        if locked.is_active and locked.starts_at == start:
+            return locked
+        _check_change_allowed(locked, now)
+        day = start.astimezone(tz).date()
+        therapist = Therapist.objects.offering(locked.service).filter(pk=locked.therapist_id)
+        free = free_starts(
+            service=locked.service,
+            therapists=list(therapist),
+            first_day=day,
+            last_day=day,
+            now=now,
+            ignoring=locked,
+        )
+        if start not in set(free.get(locked.therapist_id, ())):
+            raise SlotUnavailable(_("Sorry, that time was just taken or is no longer free."))
+        locked.starts_at = start
+        locked.ends_at = start + locked.service.duration
+        locked.blocked_until = locked.ends_at + locked.service.buffer
+        locked.scheduled_at = now
+        locked.reminded_for = None
+        locked.sequence += 1
+        locked.full_clean(exclude=["submission_key"])
+        try:
+            with transaction.atomic():
+                locked.save()
+        except IntegrityError as exc:
+            raise SlotUnavailable(
+                _("Sorry, that time was just taken or is no longer free.")
+            ) from exc
+        _write_change_emails(locked, cancelled=False, by_staff=False)
+    return locked
+
+
+def _clinic_address():
+    from clinic.services import get_clinic_profile
+
+    profile = get_clinic_profile()
+    return (profile.email if profile else "") or settings.DEFAULT_FROM_EMAIL
+
+
+def _write_change_emails(appointment, *, cancelled, by_staff):
+    """The patient's notice (with the updated or cancelled .ics) and the clinic's.
+
+    Must run inside the change's transaction.
+    """
+    context = {
+        "appointment": appointment,
+        "cancelled": cancelled,
+        "by_staff": by_staff,
+        "manage_url": manage_url(appointment),
+        "confirmation_url": confirmation_url(appointment),
+    }
+    key = f"booking:change:{appointment.pk}:{appointment.sequence}"
+    queue_templated_email(
+        to=appointment.patient_email,
+        template="booking/cancelled" if cancelled else "booking/moved",
+        context=context,
+        attachments=[
+            {
+                "filename": "appointment.ics",
+                "content": appointment_ics(
+                    appointment, sequence=appointment.sequence, cancelled=cancelled
+                ),
+                "mimetype": "text/calendar",
+            }
+        ],
+        idempotency_key=f"{key}:patient",
+    )
+    queue_templated_email(
+        to=_clinic_address(),
+        template="booking/clinic_change",
+        context=context,
+        idempotency_key=f"{key}:clinic",
+    )
+
+
 def _write_confirmation_emails(appointment):
     """The patient's confirmation (with the .ics) and the clinic's notice, in the outbox.
 
     Must run inside the booking's transaction, so both commit or roll back together.
     """
-    from clinic.services import get_clinic_profile
-
-    context = {"appointment": appointment, "confirmation_url": confirmation_url(appointment)}
+    context = {
+        "appointment": appointment,
+        "confirmation_url": confirmation_url(appointment),
+        "manage_url": manage_url(appointment),
+    }
     queue_templated_email(
         to=appointment.patient_email,
         template="booking/confirmation",
@@ -177,9 +365,7 @@ def _write_confirmation_emails(appointment):
             }
         ],
     )
-    profile = get_clinic_profile()
-    clinic_address = (profile.email if profile else "") or settings.DEFAULT_FROM_EMAIL
-    queue_templated_email(to=clinic_address, template="booking/clinic_notice", context=context)
+    queue_templated_email(to=_clinic_address(), template="booking/clinic_notice", context=context)
 
 
 def validate_not_overlapping(*, appointment):
@@ -221,24 +407,6 @@ REMINDER_LEAD = timedelta(hours=24)
 REMINDER_BATCH = 500
 
 
-def _due_for_reminder(now):
-    """Confirmed appointments owed a reminder at `now`.
-
-    Due from REMINDER_LEAD before the start until the start itself, so a beat every N
-    minutes sends each reminder within N minutes after the 24-hour mark however its runs
-    fall, and one that was down catches up while the visit is still ahead. `reminded_for`
-    (the start time already reminded for) stops a second one; a moved appointment is owed
-    one again for its new time, unless that time was set less than REMINDER_LEAD ahead.
-    """
-    return Appointment.objects.filter(
-        Q(reminded_for__isnull=True) | ~Q(reminded_for=F("starts_at")),
-        status=Appointment.Status.CONFIRMED,
-        starts_at__gt=now,
-        starts_at__lte=now + REMINDER_LEAD,
-        scheduled_at__lte=F("starts_at") - REMINDER_LEAD,
-    )
-
-
 def _claim_reminder(appointment, now):
     """Mark `appointment` reminded for its start; True if this caller now owns the reminder.
 
@@ -248,7 +416,7 @@ def _claim_reminder(appointment, now):
     (the next beat reminds for the new one). Must run in the transaction that writes the email.
     """
     claimed = (
-        _due_for_reminder(now)
+        Appointment.objects.due_for_reminder(now, lead=REMINDER_LEAD)
         .filter(pk=appointment.pk, starts_at=appointment.starts_at)
         .update(reminded_for=F("starts_at"))
     )
@@ -286,14 +454,14 @@ def _remind(appointment, *, now, rules):
 
 
 def remind_appointment(*, appointment_id, now=None):
-    """Write the reminder of one appointment if it is due (see _due_for_reminder).
+    """Write the reminder of one appointment if due (AppointmentQuerySet.due_for_reminder).
 
     True if this call wrote it; False if it is not due, already reminded for its start,
     claimed by a concurrent call, or the id names no appointment.
     """
     now = now or timezone.now()
     appointment = (
-        _due_for_reminder(now)
+        Appointment.objects.due_for_reminder(now, lead=REMINDER_LEAD)
         .select_related("service", "therapist")
         .filter(pk=appointment_id)
         .first()
@@ -314,7 +482,7 @@ def send_due_reminders(*, now=None):
     now = now or timezone.now()
     rules = BookingRules.current()
     due = (
-        _due_for_reminder(now)
+        Appointment.objects.due_for_reminder(now, lead=REMINDER_LEAD)
         .select_related("service", "therapist")
         .order_by("starts_at", "pk")[:REMINDER_BATCH]
     )

@@ -1,26 +1,32 @@
-"""The booking steps: service → therapist → day → time → details → confirmation.
+"""The booking steps: service → therapist → day → time → details → confirmation, and the
+patient's manage pages (cancel, or move to another free time) reached from a signed link.
 
 Each step is a plain, bookmarkable GET page (no JavaScript, no session): what was chosen
-so far lives in the URL. Only the details step writes, through services.book_appointment.
+so far lives in the URL, and so does the article a patient came from (`?from=<slug>`).
+Only POSTs write, through booking.services.
 """
 
 import calendar
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_ratelimit.decorators import ratelimit
+
+from articles.models import Article
 
 from . import services, slots
 from .calendar import appointment_ics
-from .forms import DetailsForm
+from .forms import CancelForm, DetailsForm
 from .models import Appointment, BookingRules, Service, Therapist
 
 ANY = "any"
@@ -54,6 +60,30 @@ def _label(start):
     return dateformat.format(timezone.localtime(start), "l, F j, g:i A")
 
 
+def _private(response):
+    """A page with a patient's details: never stored by a cache, never indexed."""
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+# --- where the patient came from ------------------------------------------------------------
+def _source_article(request):
+    """The published article named by ?from= (or the form's `source`); None if not one."""
+    slug = request.POST.get("source") or request.GET.get("from") or ""
+    if not slug or len(slug) > 200:
+        return None
+    return Article.objects.published().filter(slug=slug).only("pk", "slug", "title").first()
+
+
+def _carry(article, **params):
+    """A query string that carries the source article (and `params`) to the next step."""
+    if article is not None:
+        params["from"] = article.slug
+    return f"?{urlencode(params)}" if params else ""
+
+
+# --- the steps ------------------------------------------------------------------------------
 def _selection(service_slug, therapist_slug):
     """(service, chosen therapist or None, the therapists offering it); 404 if unknown."""
     service = get_object_or_404(Service.objects.active(), slug=service_slug)
@@ -66,7 +96,7 @@ def _selection(service_slug, therapist_slug):
     return service, therapist, [therapist]
 
 
-def _step_context(service, therapist, step, **extra):
+def _step_context(service, therapist, step, article, **extra):
     return {
         "service": service,
         "therapist": therapist,
@@ -74,25 +104,31 @@ def _step_context(service, therapist, step, **extra):
         "step": step,
         "steps": 5,
         "zone_name": dateformat.format(timezone.localtime(), "T"),
+        "carry": _carry(article),
+        "source_article": article,
         **extra,
     }
 
 
 @require_safe
 def choose_service(request):
-    services_offered = Service.objects.active().filter(therapists__is_active=True).distinct()
+    article = _source_article(request)
+    offered = Service.objects.active().filter(therapists__is_active=True).distinct()
     return render(
-        request, "booking/service.html", {"services": services_offered, "step": 1, "steps": 5}
+        request,
+        "booking/service.html",
+        {"services": offered, "step": 1, "steps": 5, "carry": _carry(article)},
     )
 
 
 @require_safe
 def choose_therapist(request, service):
     service, _chosen, offering = _selection(service, ANY)
+    article = _source_article(request)
     return render(
         request,
         "booking/therapist.html",
-        _step_context(service, None, 2, therapists=offering),
+        _step_context(service, None, 2, article, therapists=offering),
     )
 
 
@@ -101,7 +137,7 @@ def _month_from(request, today, last_day):
     if not raw:
         return date(today.year, today.month, 1), None
     try:
-        month = datetime.strptime(raw[:7], "%Y-%m").date() if len(raw) == 7 else None
+        month = datetime.strptime(raw, "%Y-%m").date() if len(raw) == 7 else None
     except ValueError:
         month = None
     if month is None:
@@ -113,9 +149,8 @@ def _month_from(request, today, last_day):
     return month, None
 
 
-@require_safe
-def choose_day(request, service, therapist):
-    service, therapist, therapists = _selection(service, therapist)
+def _month(request, *, service, therapists, day_url, carry_params, ignoring=None):
+    """The month view's context (free days link to day_url(day)), or a 400 response."""
     rules = BookingRules.current()
     tz = services.clinic_zone()
     now = timezone.now()
@@ -123,11 +158,11 @@ def choose_day(request, service, therapist):
     last_day = slots.last_bookable_day(rules=rules.for_engine(), now=now, tz=tz)
     month, problem = _month_from(request, today, last_day)
     if problem:
-        return _unavailable(
+        return None, _unavailable(
             request,
             problem,
             status=400,
-            back_url=request.path,
+            back_url=request.path + (f"?{urlencode(carry_params)}" if carry_params else ""),
             back_label=_("Show this month"),
         )
     month_end = date(month.year, month.month, calendar.monthrange(month.year, month.month)[1])
@@ -138,79 +173,132 @@ def choose_day(request, service, therapist):
         last_day=min(month_end, last_day),
         now=now,
         rules=rules,
+        ignoring=ignoring,
     )
     merged = slots.merge_therapists(free)
     free_days = slots.group_by_day(merged, tz)
     weeks = calendar.Calendar(firstweekday=6).monthdatescalendar(month.year, month.month)
     previous_month = (month - timedelta(days=1)).replace(day=1)
     next_month = month_end + timedelta(days=1)
-    context = _step_context(
-        service,
-        therapist,
-        3,
-        month=month,
-        weeks=[
+
+    def month_link(first):
+        return "?" + urlencode({"month": f"{first:%Y-%m}", **carry_params})
+
+    first_free = next(iter(merged), None)
+    return {
+        "month": month,
+        "weeks": [
             [
                 {
                     "day": day,
                     "in_month": day.month == month.month,
                     "free": len(free_days.get(day, ())),
+                    "url": day_url(day) if free_days.get(day) else "",
                 }
                 for day in week
             ]
             for week in weeks
         ],
-        weekday_names=[dateformat.format(day, "D") for day in weeks[0]],
-        weekday_full=[dateformat.format(day, "l") for day in weeks[0]],
-        previous_month=previous_month
+        "weekday_names": [dateformat.format(day, "D") for day in weeks[0]],
+        "weekday_full": [dateformat.format(day, "l") for day in weeks[0]],
+        "previous_month_url": month_link(previous_month)
         if previous_month >= date(today.year, today.month, 1)
-        else None,
-        next_month=next_month if next_month <= last_day else None,
-        first_free=next(iter(merged), None),
-        last_day=last_day,
+        else "",
+        "next_month_url": month_link(next_month) if next_month <= last_day else "",
+        "first_free": first_free,
+        "first_free_url": day_url(timezone.localtime(first_free).date()) if first_free else "",
+        "last_day": last_day,
+    }, None
+
+
+@require_safe
+def choose_day(request, service, therapist):
+    service, therapist, therapists = _selection(service, therapist)
+    article = _source_article(request)
+    therapist_slug = therapist.slug if therapist else ANY
+    carry = _carry(article)
+
+    def day_url(day):
+        return reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
+
+    month, problem = _month(
+        request,
+        service=service,
+        therapists=therapists,
+        day_url=day_url,
+        carry_params={"from": article.slug} if article else {},
     )
+    if problem:
+        return problem
+    context = _step_context(service, therapist, 3, article, **month)
     return render(request, "booking/day.html", context)
 
 
 def _day_problem(day, rules, now):
-    if not slots.is_valid_day(day, rules=rules.for_engine(), now=now, tz=services.clinic_zone()):
-        last = slots.last_bookable_day(rules=rules.for_engine(), now=now, tz=services.clinic_zone())
+    engine_rules = rules.for_engine()
+    tz = services.clinic_zone()
+    if not slots.is_valid_day(day, rules=engine_rules, now=now, tz=tz):
+        last = slots.last_bookable_day(rules=engine_rules, now=now, tz=tz)
         return _("Online booking is open from today up to %(day)s. Pick a day in that time.") % {
             "day": dateformat.format(last, "F j, Y")
         }
     return None
 
 
+def _times(service, therapists, day, now, rules, time_url, ignoring=None):
+    free = services.free_starts(
+        service=service,
+        therapists=therapists,
+        first_day=day,
+        last_day=day,
+        now=now,
+        rules=rules,
+        ignoring=ignoring,
+    )
+    return [
+        {"local": timezone.localtime(start), "url": time_url(timezone.localtime(start))}
+        for start in slots.merge_therapists(free)
+    ]
+
+
 @require_safe
 def choose_time(request, service, therapist, day):
     service, therapist, therapists = _selection(service, therapist)
+    article = _source_article(request)
+    carry = _carry(article)
+    therapist_slug = therapist.slug if therapist else ANY
     rules = BookingRules.current()
     now = timezone.now()
-    day_url = reverse("booking:day", args=[service.slug, therapist.slug if therapist else ANY])
+    day_url = reverse("booking:day", args=[service.slug, therapist_slug])
     problem = _day_problem(day, rules, now)
     if problem:
         return _unavailable(
-            request, problem, status=400, back_url=day_url, back_label=_("Back to the calendar")
+            request,
+            problem,
+            status=400,
+            back_url=day_url + carry,
+            back_label=_("Back to the calendar"),
         )
-    free = services.free_starts(
-        service=service, therapists=therapists, first_day=day, last_day=day, now=now, rules=rules
-    )
-    times = [
-        {"start": start, "local": timezone.localtime(start)}
-        for start in slots.merge_therapists(free)
-    ]
+
+    def time_url(local):
+        return (
+            reverse("booking:details", args=[service.slug, therapist_slug, day, local.time()])
+            + carry
+        )
+
     context = _step_context(
         service,
         therapist,
         4,
+        article,
         day=day,
-        times=times,
-        day_url=f"{day_url}?month={day:%Y-%m}",
+        times=_times(service, therapists, day, now, rules, time_url),
+        back_url=day_url + _carry(article, month=f"{day:%Y-%m}"),
     )
     return render(request, "booking/time.html", context)
 
 
-def _nearby(service, therapists, start, now, rules, exclude=None):
+def _nearby(service, therapists, start, now, rules, exclude=None, ignoring=None):
     """Free starts near `start` (the same day and the next few), closest first."""
     day = timezone.localtime(start).date()
     free = services.free_starts(
@@ -220,17 +308,29 @@ def _nearby(service, therapists, start, now, rules, exclude=None):
         last_day=day + timedelta(days=NEARBY_DAYS),
         now=now,
         rules=rules,
+        ignoring=ignoring,
     )
     starts = [s for s in slots.merge_therapists(free) if s != exclude]
     return slots.nearest(starts, start)
 
 
-def _details_url(service, therapist, start):
+def _details_url(service, therapist, start, carry=""):
     local = timezone.localtime(start)
-    return reverse(
-        "booking:details",
-        args=[service.slug, therapist.slug if therapist else ANY, local.date(), local.time()],
+    return (
+        reverse(
+            "booking:details",
+            args=[service.slug, therapist.slug if therapist else ANY, local.date(), local.time()],
+        )
+        + carry
     )
+
+
+INTAKE_ADVICE = _(
+    "Thank you for answering the health questions. Because you answered yes to at least "
+    "one, please speak to your doctor before your visit and tell your therapist when you "
+    "arrive: deep work on the calves is not safe with some of these conditions. Your "
+    "therapist will check with you and adapt the treatment."
+)
 
 
 @never_cache
@@ -238,18 +338,20 @@ def _details_url(service, therapist, start):
 @ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
 def details(request, service, therapist, day, at):
     service, therapist, therapists = _selection(service, therapist)
+    article = _source_article(request)
+    carry = _carry(article)
     rules = BookingRules.current()
     now = timezone.now()
     tz = services.clinic_zone()
     therapist_slug = therapist.slug if therapist else ANY
-    times_url = reverse("booking:time", args=[service.slug, therapist_slug, day])
+    times_url = reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
     problem = _day_problem(day, rules, now)
     if problem:
         return _unavailable(
             request,
             problem,
             status=400,
-            back_url=reverse("booking:day", args=[service.slug, therapist_slug]),
+            back_url=reverse("booking:day", args=[service.slug, therapist_slug]) + carry,
             back_label=_("Back to the calendar"),
         )
     start = datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
@@ -259,7 +361,9 @@ def details(request, service, therapist, day, at):
         offered = [start, *extra] if start not in extra else list(extra)
         return [(s.isoformat(), _label(s)) for s in offered]
 
-    context = _step_context(service, therapist, 5, start=start, times_url=times_url, rules=rules)
+    context = _step_context(
+        service, therapist, 5, article, start=start, times_url=times_url, rules=rules
+    )
     if request.method != "POST":
         if start not in nearby:
             return _unavailable(
@@ -269,11 +373,15 @@ def details(request, service, therapist, day, at):
                 status=409,
                 back_url=times_url,
                 back_label=_("See the other times that day"),
-                nearby=[(s, _details_url(service, therapist, s)) for s in nearby],
+                nearby=[(s, _details_url(service, therapist, s, carry)) for s in nearby],
             )
         form = DetailsForm(
             slot_choices=choices(),
-            initial={"slot": start.isoformat(), "submission_key": uuid.uuid4().hex},
+            initial={
+                "slot": start.isoformat(),
+                "submission_key": uuid.uuid4().hex,
+                "source": article.slug if article else "",
+            },
         )
         return render(request, "booking/details.html", {**context, "form": form})
 
@@ -291,6 +399,7 @@ def details(request, service, therapist, day, at):
         email=form.cleaned_data["email"],
         phone=form.cleaned_data["phone"],
         notes=form.cleaned_data["notes"],
+        intake=form.intake_answers(),
     )
     try:
         appointment = services.book_appointment(
@@ -299,6 +408,7 @@ def details(request, service, therapist, day, at):
             start=chosen,
             patient=patient,
             submission_key=form.cleaned_data["submission_key"],
+            source_article=article,
             now=now,
         )
     except services.SlotUnavailable as exc:
@@ -316,7 +426,9 @@ def details(request, service, therapist, day, at):
             {**context, "form": form, "taken": str(exc), "fresh": fresh},
             status=409,
         )
-    return redirect("booking:confirmation", token=appointment.public_token, permanent=False)
+    if appointment.needs_clearance:
+        messages.warning(request, INTAKE_ADVICE)
+    return redirect("booking:confirmation", token=appointment.public_token)
 
 
 def _appointment_by_token(token):
@@ -325,13 +437,6 @@ def _appointment_by_token(token):
     return get_object_or_404(
         Appointment.objects.select_related("service", "therapist"), public_token=token
     )
-
-
-def _private(response):
-    """A page with a patient's details: never stored by a cache, never indexed."""
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
 
 
 @require_safe
@@ -344,6 +449,7 @@ def confirmation(request, token):
             {
                 "appointment": appointment,
                 "rules": BookingRules.current(),
+                "manage_url": reverse("booking:manage", args=[services.manage_token(appointment)]),
                 "zone_name": dateformat.format(timezone.localtime(appointment.starts_at), "T"),
             },
         )
@@ -354,7 +460,161 @@ def confirmation(request, token):
 def calendar_file(request, token):
     appointment = _appointment_by_token(token)
     response = HttpResponse(
-        appointment_ics(appointment), content_type="text/calendar; charset=utf-8"
+        appointment_ics(
+            appointment, sequence=appointment.sequence, cancelled=not appointment.is_active
+        ),
+        content_type="text/calendar; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="appointment.ics"'
     return _private(response)
+
+
+# --- managing a booking from the signed link ------------------------------------------------
+def _managed(token):
+    """The appointment a manage token names; a wrong, tampered or stale one is a plain 404."""
+    appointment = services.appointment_for_token(token)
+    if appointment is None:
+        raise Http404
+    return appointment
+
+
+def _too_late(request, token):
+    return _private(
+        _unavailable(
+            request,
+            _("It is too late to change this appointment online. Please call us."),
+            status=409,
+            back_url=reverse("booking:manage", args=[token]),
+            back_label=_("Back to your appointment"),
+        )
+    )
+
+
+def _manage_context(appointment, token, **extra):
+    rules = BookingRules.current()
+    return {
+        "appointment": appointment,
+        "token": token,
+        "rules": rules,
+        "can_change": services.can_change_online(appointment, rules=rules),
+        "cutoff": appointment.starts_at - rules.cancel_cutoff,
+        "zone_name": dateformat.format(timezone.localtime(appointment.starts_at), "T"),
+        **extra,
+    }
+
+
+@never_cache
+@require_safe
+def manage(request, token):
+    appointment = _managed(token)
+    context = _manage_context(appointment, token, cancel_form=CancelForm())
+    return _private(render(request, "booking/manage.html", context))
+
+
+@require_POST
+def cancel(request, token):
+    appointment = _managed(token)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        context = _manage_context(appointment, token, cancel_form=form)
+        return _private(render(request, "booking/manage.html", context, status=400))
+    try:
+        cancelled = services.cancel_appointment(
+            appointment=appointment, reason=form.cleaned_data["reason"]
+        )
+    except services.TooLateToChange:
+        return _too_late(request, token)
+    if cancelled:
+        messages.success(request, _("Your appointment is cancelled. We have emailed you."))
+    else:
+        messages.info(request, _("This appointment was already cancelled."))
+    return redirect("booking:manage", token=token)
+
+
+@never_cache
+@require_safe
+def reschedule_day(request, token):
+    appointment = _managed(token)
+    if not services.can_change_online(appointment):
+        return _too_late(request, token)
+
+    def day_url(day):
+        return reverse("booking:reschedule_time", args=[token, day])
+
+    month, problem = _month(
+        request,
+        service=appointment.service,
+        therapists=[appointment.therapist],
+        day_url=day_url,
+        carry_params={},
+        ignoring=appointment,
+    )
+    if problem:
+        return _private(problem)
+    context = _manage_context(appointment, token, **month)
+    return _private(render(request, "booking/reschedule_day.html", context))
+
+
+@never_cache
+@require_safe
+def reschedule_time(request, token, day):
+    appointment = _managed(token)
+    if not services.can_change_online(appointment):
+        return _too_late(request, token)
+    rules = BookingRules.current()
+    now = timezone.now()
+    problem = _day_problem(day, rules, now)
+    if problem:
+        return _private(
+            _unavailable(
+                request,
+                problem,
+                status=400,
+                back_url=reverse("booking:reschedule", args=[token]),
+                back_label=_("Back to the calendar"),
+            )
+        )
+
+    def time_url(local):
+        return reverse("booking:reschedule_confirm", args=[token, day, local.time()])
+
+    times = _times(
+        appointment.service, [appointment.therapist], day, now, rules, time_url, appointment
+    )
+    context = _manage_context(
+        appointment,
+        token,
+        day=day,
+        times=times,
+        back_url=reverse("booking:reschedule", args=[token]) + f"?month={day:%Y-%m}",
+    )
+    return _private(render(request, "booking/reschedule_time.html", context))
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+@ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
+def reschedule_confirm(request, token, day, at):
+    appointment = _managed(token)
+    start = datetime.combine(day, at, tzinfo=services.clinic_zone()).astimezone(UTC)
+    if request.method == "POST":
+        try:
+            services.reschedule_appointment(appointment=appointment, start=start)
+        except services.TooLateToChange:
+            return _too_late(request, token)
+        except services.SlotUnavailable as exc:
+            return _private(
+                _unavailable(
+                    request,
+                    str(exc),
+                    status=409,
+                    back_url=reverse("booking:reschedule_time", args=[token, day]),
+                    back_label=_("See the other times that day"),
+                )
+            )
+        messages.success(request, _("Your appointment has moved. We have emailed you."))
+        return redirect("booking:manage", token=token)
+    if not services.can_change_online(appointment):
+        return _too_late(request, token)
+    context = _manage_context(appointment, token, new_start=start)
+    return _private(render(request, "booking/reschedule_confirm.html", context))

@@ -291,22 +291,28 @@ def _generous_booking_rate_limit(settings):
 def booking_rules(db):
     from booking.models import BookingRules
 
-    return BookingRules.objects.create(
-        slot_step_minutes=30,
-        min_notice_minutes=120,
-        max_days_ahead=60,
-        cancel_cutoff_hours=24,
-        cancellation_policy="Tell us a day ahead if you cannot come.",
+    rules, _ = BookingRules.objects.update_or_create(
+        pk=BookingRules.SINGLETON_PK,
+        defaults={
+            "slot_step_minutes": 30,
+            "min_notice_minutes": 120,
+            "max_days_ahead": 60,
+            "cancel_cutoff_hours": 24,
+            "cancellation_policy": "Tell us a day ahead if you cannot come.",
+        },
     )
+    return rules
 
 
 @pytest.fixture
 def service(db):
     from booking.models import Service
 
-    return Service.objects.create(
-        name="60-minute massage", slug="massage-60", duration_minutes=60, buffer_minutes=15
+    service, _ = Service.objects.get_or_create(
+        slug="massage-60",
+        defaults={"name": "60-minute massage", "duration_minutes": 60, "buffer_minutes": 15},
     )
+    return service
 
 
 @pytest.fixture

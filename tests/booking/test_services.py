@@ -42,7 +42,7 @@ def test_the_confirmation_carries_the_visit_and_an_ics_and_the_clinic_gets_a_not
     rows = {row.to[0]: row for row in OutgoingEmail.objects.all()}
     confirmation = rows["pat@example.com"]
     assert "Booked" in confirmation.subject
-    assert appointment.public_token in confirmation.body_text
+    assert services.manage_url(appointment) in confirmation.body_text
     (attachment,) = confirmation.attachments
     event = Calendar.from_ical(attachment["content"]).walk("VEVENT")[0]
     assert event.decoded("dtstart") == at(10)

@@ -1,9 +1,9 @@
 """The booking steps as a patient meets them, including every way to get them wrong."""
 
 import re
+import secrets
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 from icalendar import Calendar
 
@@ -36,6 +36,10 @@ def form_data(client, url, **changes):
         "phone": "(209) 555-0142",
         "notes": "Left calf is tight.",
         "consent": "on",
+        "intake_clot_signs": "no",
+        "intake_surgery_or_immobility": "no",
+        "intake_blood_thinners": "no",
+        "intake_pregnant": "no",
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}
@@ -183,6 +187,8 @@ HOSTILE = {
     "null byte": ({"name": "Pat\x00"}, "Null characters are not allowed"),
     "tampered slot": ({"slot": "2001-01-01T00:00:00+00:00"}, "Choose one of the times offered"),
     "tampered key": ({"submission_key": "../../etc"}, "This form arrived damaged"),
+    "intake unanswered": ({"intake_pregnant": None}, "Please answer yes or no."),
+    "intake nonsense": ({"intake_blood_thinners": "maybe"}, "Select a valid choice"),
 }
 
 
@@ -211,13 +217,12 @@ def test_too_many_booking_posts_from_one_address_get_a_friendly_429(
     client, therapist, at, settings
 ):
     settings.BOOKING_RATE_LIMIT = "3/h"
-    cache.delete_many([])  # the counters live in the cache, keyed by this unusual address
+    # The counters live in the cache (Redis in pass (b), kept between runs): a fresh address.
+    address = f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::1"
     url = details_url(therapist, at(10))
-    codes = [
-        client.post(url, {"name": "x"}, REMOTE_ADDR="203.0.113.77").status_code for _ in range(4)
-    ]
+    codes = [client.post(url, {"name": "x"}, REMOTE_ADDR=address).status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]
-    response = client.post(url, {"name": "x"}, REMOTE_ADDR="203.0.113.77")
+    response = client.post(url, {"name": "x"}, REMOTE_ADDR=address)
     assert "Too many tries" in response.content.decode()
     assert "1-209-915-2296" in response.content.decode()
-    assert client.get(url, REMOTE_ADDR="203.0.113.77").status_code == 200  # reading is fine
+    assert client.get(url, REMOTE_ADDR=address).status_code == 200  # reading is fine

@@ -65,16 +65,22 @@ def test_booking_on_a_phone_from_home_to_confirmation_and_calendar_file(
 
     page.set_viewport_size(PHONE)
     page.get_by_label("Email").fill("pat@example.com")
+    for question in ("intake_clot_signs", "intake_surgery_or_immobility", "intake_pregnant"):
+        page.locator(f'input[name="{question}"][value="no"]').check()
+    page.get_by_role("group", name=re.compile("blood thinners")).get_by_label("Yes").check()
     page.get_by_label("I have read and agree to the cancellation policy.").check()
     page.get_by_role("button", name="Book this appointment").click()
     page.wait_for_url("**/book/appointment/*/")
     expect(page.get_by_role("heading", level=1)).to_have_text("You are booked")
     expect(page.get_by_text(chosen, exact=False).first).to_be_visible()
     expect(page.get_by_text("(209) 555-0142")).to_be_visible()
+    # A "yes" to a health question: plain advice to see a doctor first, the booking stands.
+    expect(page.get_by_text("please speak to your doctor before your visit")).to_be_visible()
     check_page("booking-6-confirmation")
 
     appointment = Appointment.objects.get()
     assert appointment.service.slug == "calf-low-back-trigger-point"
+    assert appointment.needs_clearance and appointment.intake_blood_thinners
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Add to calendar (.ics)").click()
     download = download_info.value

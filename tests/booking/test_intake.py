@@ -1,0 +1,91 @@
+"""The intake questions: a "yes" gets plain advice and flags the visit; the answers are health
+data, so they reach staff only and never an email, a log, a URL or a cache key."""
+
+import logging
+
+import pytest
+from django.core.cache import cache
+
+from booking.models import Appointment
+from clinic.models import OutgoingEmail
+from tests.booking.test_views import details_url, form_data
+
+pytestmark = pytest.mark.django_db
+
+ALL_YES = {
+    "intake_clot_signs": "yes",
+    "intake_surgery_or_immobility": "yes",
+    "intake_blood_thinners": "yes",
+    "intake_pregnant": "yes",
+}
+# Words from the questions and the fields: none may leave the database but to staff.
+TELLTALES = ["clot", "thinner", "anticoagul", "pregnan", "surgery", "immobil", "intake_"]
+
+
+@pytest.fixture(autouse=True)
+def _schedule(booking_rules, clinic, therapist):
+    return therapist
+
+
+def cache_keys():
+    backend = cache._cache if hasattr(cache, "_cache") else None
+    if hasattr(backend, "get_client"):  # Django's RedisCache
+        client = backend.get_client(None)
+        return [key.decode() for key in client.scan_iter("*")]
+    return list(backend.keys()) if backend is not None else []
+
+
+def test_a_yes_books_anyway_flags_the_visit_and_advises_a_doctor(client, therapist, at):
+    url = details_url(therapist, at(10))
+    response = client.post(url, form_data(client, url, intake_pregnant="yes"), follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "please speak to your doctor before your visit" in page
+    appointment = Appointment.objects.get()
+    assert appointment.needs_clearance and appointment.intake_pregnant is True
+    assert appointment.intake_clot_signs is False
+    assert list(Appointment.objects.needing_clearance()) == [appointment]
+
+
+def test_all_no_gives_no_advice_and_no_flag(client, therapist, at):
+    url = details_url(therapist, at(10))
+    page = client.post(url, form_data(client, url), follow=True).content.decode()
+    assert "speak to your doctor" not in page
+    assert not Appointment.objects.get().needs_clearance
+    assert Appointment.objects.needing_clearance().count() == 0
+
+
+def test_the_answers_never_reach_an_email_a_log_a_url_or_a_cache_key(
+    client, therapist, at, caplog, mailoutbox
+):
+    url = details_url(therapist, at(10))
+    data = form_data(client, url, **ALL_YES)
+    with caplog.at_level(logging.DEBUG):
+        response = client.post(url, data)
+        confirmation = client.get(response["Location"])
+    assert response.status_code == 302
+    appointment = Appointment.objects.get()
+    assert appointment.needs_clearance
+
+    emails = list(OutgoingEmail.objects.all())
+    assert len(emails) == 2
+    for email in emails:
+        text = " ".join(
+            [email.subject, email.body_text, email.body_html, str(email.headers)]
+            + [a["content"] for a in email.attachments]
+        ).lower()
+        for word in TELLTALES:
+            assert word not in text, f"{word!r} in the email {email.subject!r}"
+    notice = next(e for e in emails if e.to != ["pat@example.com"])
+    assert "Intake received" in notice.body_text
+    for message in mailoutbox:  # as really sent
+        assert not any(word in message.message().as_string().lower() for word in TELLTALES)
+
+    logged = caplog.text.lower()
+    for word in TELLTALES:
+        assert word not in logged, f"{word!r} in the log"
+    for address in (url, response["Location"]):
+        assert not any(word in address.lower() for word in TELLTALES)
+    assert not any(word in key.lower() for key in map(str, cache_keys()) for word in TELLTALES)
+    # The patient's own confirmation page does not show the answers either.
+    assert "thinner" not in confirmation.content.decode().lower()

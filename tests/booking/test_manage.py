@@ -1,0 +1,183 @@
+"""The patient's manage link: see, move or cancel the booking without calling."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import signing
+from django.urls import reverse
+from django.utils import timezone
+from icalendar import Calendar
+
+from booking import services
+from booking.models import Appointment
+from clinic.models import OutgoingEmail
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def token(appointment):
+    return services.manage_token(appointment)
+
+
+def manage(token, *rest):
+    return reverse("booking:manage", args=[token]) + "".join(rest)
+
+
+def move_url(token, start):
+    local = timezone.localtime(start)
+    return reverse("booking:reschedule_confirm", args=[token, local.date(), local.time()])
+
+
+def test_the_confirmation_email_carries_a_working_manage_link(client, appointment):
+    email = OutgoingEmail.objects.get(to=["pat@example.com"])
+    link = next(line for line in email.body_text.splitlines() if "/book/manage/" in line)
+    page = client.get(link.strip().removeprefix("http://127.0.0.1:8000"))
+    assert page.status_code == 200
+    assert "Your appointment" in page.content.decode()
+    assert "no-store" in page["Cache-Control"] and "private" in page["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda token: token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
+        lambda token: "x" + token,
+        lambda token: signing.dumps("not-a-real-token", salt=services.MANAGE_SALT),
+        lambda token: signing.dumps(token.split(":")[0], salt="another.salt"),
+        lambda token: "a" * 500,
+    ],
+    ids=["tampered signature", "garbage", "unknown appointment", "other salt", "too long"],
+)
+def test_a_wrong_or_tampered_token_is_a_404_that_reveals_nothing(client, token, mangle):
+    response = client.get(manage(mangle(token)))
+    assert response.status_code == 404
+    assert "Pat" not in response.content.decode()
+
+
+def test_a_stale_link_for_an_appointment_long_past_is_a_404(client, appointment, token):
+    with time_machine.travel(appointment.ends_at + timedelta(days=31)):
+        assert client.get(manage(token)).status_code == 404
+
+
+def test_cancelling_frees_the_slot_and_tells_patient_and_clinic(
+    client, appointment, token, service, therapist, at, patient
+):
+    response = client.post(reverse("booking:cancel", args=[token]), {"reason": "Flu"})
+    assert response.status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.status == "cancelled" and appointment.cancellation_reason == "Flu"
+    assert appointment.sequence == 1
+    notice = OutgoingEmail.objects.get(to=["pat@example.com"], subject__startswith="Cancelled:")
+    event = Calendar.from_ical(notice.attachments[0]["content"]).walk("VEVENT")[0]
+    assert str(event["status"]) == "CANCELLED" and event["sequence"] == 1
+    assert OutgoingEmail.objects.filter(subject__startswith="Cancelled: Pat Example").exists()
+    page = client.get(manage(token)).content.decode()
+    assert "This appointment is cancelled" in page
+    # The time is free again at once.
+    again = services.book_appointment(
+        service=service, therapist=therapist, start=at(10), patient=patient
+    )
+    assert again.starts_at == at(10)
+
+
+def test_a_double_clicked_cancel_cancels_once(client, appointment, token):
+    url = reverse("booking:cancel", args=[token])
+    assert client.post(url, {"reason": ""}).status_code == 302
+    assert client.post(url, {"reason": ""}).status_code == 302
+    assert (
+        OutgoingEmail.objects.filter(subject__startswith="Cancelled").count() == 2
+    )  # patient + clinic, once
+
+
+def test_moving_to_a_free_time_keeps_the_uid_and_raises_the_sequence(
+    client, appointment, token, at
+):
+    new = at(14)
+    page = client.get(move_url(token, new))
+    assert page.status_code == 200 and "Move your appointment?" in page.content.decode()
+    response = client.post(move_url(token, new))
+    assert response.status_code == 302 and response["Location"] == manage(token)
+    appointment.refresh_from_db()
+    assert (appointment.starts_at, appointment.sequence) == (new, 1)
+    moved = OutgoingEmail.objects.get(subject__startswith="Moved to")
+    event = Calendar.from_ical(moved.attachments[0]["content"]).walk("VEVENT")[0]
+    confirmation = OutgoingEmail.objects.get(subject__startswith="Booked")
+    first = Calendar.from_ical(confirmation.attachments[0]["content"]).walk("VEVENT")[0]
+    assert str(event["uid"]) == str(first["uid"])
+    assert event["sequence"] == 1 and event.decoded("dtstart") == new
+    assert OutgoingEmail.objects.filter(subject__startswith="Moved: Pat Example").exists()
+    # A double-clicked move changes nothing more.
+    assert client.post(move_url(token, new)).status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.sequence == 1
+
+
+def test_moving_within_its_own_time_works(client, appointment, token, at, booking_rules):
+    response = client.post(move_url(token, at(10, 30)))
+    assert response.status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.starts_at == at(10, 30)
+
+
+def test_moving_to_a_taken_or_past_time_is_refused_and_changes_nothing(
+    client, appointment, token, at, service, make_therapist, patient
+):
+    other = services.book_appointment(
+        service=service, therapist=appointment.therapist, start=at(14), patient=patient
+    )
+    assert client.post(move_url(token, at(14, 30))).status_code == 409
+    past = timezone.now() - timedelta(days=1)
+    response = client.post(move_url(token, past))
+    assert response.status_code in (400, 409)
+    appointment.refresh_from_db()
+    assert appointment.starts_at == at(10) and appointment.sequence == 0
+    assert other.starts_at == at(14)
+
+
+def test_the_reschedule_calendar_offers_the_same_therapists_free_days(
+    client, appointment, token, next_monday
+):
+    page = client.get(reverse("booking:reschedule", args=[token]) + f"?month={next_monday:%Y-%m}")
+    assert page.status_code == 200
+    assert reverse("booking:reschedule_time", args=[token, next_monday]) in page.content.decode()
+    times = client.get(
+        reverse("booking:reschedule_time", args=[token, next_monday])
+    ).content.decode()
+    assert move_url(token, appointment.starts_at) in times  # its own time counts as free
+
+
+def test_after_the_cutoff_the_page_shows_the_phone_and_a_late_post_is_refused(
+    client, appointment, token
+):
+    with time_machine.travel(appointment.starts_at - timedelta(hours=23)):
+        page = client.get(manage(token)).content.decode()
+        assert "too late to change this appointment online" in page
+        assert "1-209-915-2296" in page
+        assert "Cancel this appointment" not in page
+        late_cancel = client.post(reverse("booking:cancel", args=[token]), {"reason": ""})
+        late_move = client.post(move_url(token, appointment.starts_at + timedelta(days=1)))
+        assert late_cancel.status_code == 409 and late_move.status_code == 409
+        assert client.get(reverse("booking:reschedule", args=[token])).status_code == 409
+    appointment.refresh_from_db()
+    assert appointment.status == "confirmed" and appointment.sequence == 0
+
+
+def test_a_cancel_reason_that_is_too_long_is_sent_back(client, appointment, token):
+    response = client.post(reverse("booking:cancel", args=[token]), {"reason": "x" * 301})
+    assert response.status_code == 400
+    assert "at most 300 characters" in response.content.decode()
+    appointment.refresh_from_db()
+    assert appointment.status == "confirmed"
+
+
+def test_staff_may_cancel_after_the_cutoff(appointment):
+    with time_machine.travel(appointment.starts_at - timedelta(hours=1)):
+        assert services.cancel_appointment(
+            appointment=appointment, reason="Therapist ill", by_staff=True
+        )
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.CANCELLED
+    notice = OutgoingEmail.objects.get(to=["pat@example.com"], subject__startswith="Cancelled")
+    assert "we had to cancel" in notice.body_text and "Therapist ill" in notice.body_text
