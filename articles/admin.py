@@ -1,12 +1,47 @@
+from datetime import timedelta
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from booking.models import Appointment
+
 from . import services
 from .models import Article, ArticleRedirect, Author, Reference, Topic
 from .rendering import cited_numbers
+
+BOOKINGS_30_DAYS = "Booked in the last 30 days (not counting cancelled)"
+BOOKINGS_365_DAYS = "Booked in the last 365 days (not counting cancelled)"
+
+
+def _bookings_since(since):
+    """The active bookings an article brought that were made since `since`, as a subquery.
+
+    A subquery rather than Count() over a join: the list keeps no GROUP BY, so actions,
+    prefetches and the paginator's count see a plain queryset.
+    """
+    counted = (
+        Appointment.objects.active()
+        .filter(source_article=OuterRef("pk"), created_at__gte=since)
+        .order_by()
+        .values("source_article")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(counted), 0)
+
+
+def with_booking_counts(articles, *, now):
+    """`articles` annotated with bookings_30 and bookings_365: the bookings each brought
+    (Appointment.source_article) made in the last 30 and 365 days, cancelled ones left out."""
+    return articles.annotate(
+        bookings_30=_bookings_since(now - timedelta(days=30)),
+        bookings_365=_bookings_since(now - timedelta(days=365)),
+    )
 
 
 class ReferenceFormSet(BaseInlineFormSet):
@@ -61,6 +96,8 @@ class ArticleAdmin(SimpleHistoryAdmin):
         "reviewer",
         "last_reviewed",
         "next_review_due",
+        "bookings_30",
+        "bookings_365",
     ]
     list_filter = ["status", ReviewDueFilter, "topics", "author"]
     search_fields = ["title", "summary", "body"]
@@ -74,12 +111,22 @@ class ArticleAdmin(SimpleHistoryAdmin):
         (None, {"fields": ["title", "slug", "summary", "body"]}),
         ("Hero image", {"fields": ["hero_image", "hero_alt"], "classes": ["collapse"]}),
         ("People and topics", {"fields": ["author", "topics"]}),
+        ("Call to book", {"fields": ["recommended_service"]}),
         ("Medical review", {"fields": ["reviewer", "last_reviewed", "next_review_due"]}),
         ("Publishing", {"fields": ["status", "published_at", "created_at", "updated_at"]}),
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("reviewer").prefetch_related("topics")
+        articles = super().get_queryset(request).select_related("reviewer")
+        return with_booking_counts(articles.prefetch_related("topics"), now=timezone.now())
+
+    @admin.display(description=BOOKINGS_30_DAYS, ordering="bookings_30")
+    def bookings_30(self, obj):
+        return obj.bookings_30
+
+    @admin.display(description=BOOKINGS_365_DAYS, ordering="bookings_365")
+    def bookings_365(self, obj):
+        return obj.bookings_365
 
     @admin.display(description="topics")
     def topic_list(self, obj):

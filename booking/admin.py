@@ -1,10 +1,21 @@
-from django import forms
-from django.contrib import admin
+from urllib.parse import urlencode
 
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from articles.admin import with_booking_counts
+from articles.models import Article
 from clinic.forms import WeeklyIntervalFormSet
 
+from . import schedule
 from .models import Appointment, BookingRules, Service, Therapist, TimeOff, WorkingHours
-from .services import validate_not_overlapping
+from .services import cancel_appointment, validate_not_overlapping
 
 
 @admin.register(Service)
@@ -60,6 +71,15 @@ class AppointmentAdminForm(forms.ModelForm):
             "cancellation_reason",
         ]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The admin's split date/time widget prints "Date:" and "Time:" as bare text, so
+        # screen readers hear two unnamed boxes; name each one.
+        parts = getattr(self.fields.get("starts_at"), "widget", None)
+        if len(getattr(parts, "widgets", ())) == 2:
+            parts.widgets[0].attrs["aria-label"] = "Start date"
+            parts.widgets[1].attrs["aria-label"] = "Start time"
+
     def clean(self):
         cleaned = super().clean()
         therapist, service = cleaned.get("therapist"), cleaned.get("service")
@@ -78,21 +98,312 @@ class AppointmentAdminForm(forms.ModelForm):
         return cleaned
 
 
+class NeedsClearanceFilter(admin.SimpleListFilter):
+    title = "intake"
+    parameter_name = "clearance"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs clearance (a yes in the intake)"), ("no", "No yes in the intake")]
+
+    def queryset(self, request, queryset):
+        needing = Appointment.objects.needing_clearance().values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=needing)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=needing)
+        return queryset
+
+
+class SourceArticleFilter(admin.SimpleListFilter):
+    title = "came from article"
+    parameter_name = "source_article"
+
+    def lookups(self, request, model_admin):
+        articles = Article.objects.filter(bookings__isnull=False).distinct().order_by("title")
+        return [
+            ("any", "From any article"),
+            ("none", "Not from an article"),
+            *((str(article.pk), article.title) for article in articles),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "any":
+            return queryset.filter(source_article__isnull=False)
+        if self.value() == "none":
+            return queryset.filter(source_article__isnull=True)
+        if self.value():
+            return queryset.filter(source_article_id=self.value())
+        return queryset
+
+
+class CancelReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (the patient reads it in the cancellation email)",
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        error_messages={"required": "Say why: the patient is told the reason."},
+    )
+
+
+class ScheduleForm(forms.Form):
+    """The schedule's GET filters; a wrong value falls back to its default."""
+
+    date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    view = forms.ChoiceField(
+        choices=[(schedule.DAY, "Day"), (schedule.WEEK, "Week")], required=False
+    )
+    therapist = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, therapists, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["therapist"].choices = [("", "All therapists")] + [
+            (str(therapist.pk), therapist.name) for therapist in therapists
+        ]
+
+
+INTAKE_ANSWERS = {True: "Yes", False: "No", None: "Not asked"}
+
+
 @admin.register(Appointment)
 class AppointmentAdmin(admin.ModelAdmin):
     form = AppointmentAdminForm
-    list_display = ["starts_at", "patient_name", "service", "therapist", "status"]
-    list_filter = ["status", "therapist", "service"]
+    list_display = [
+        "starts_at",
+        "patient_name",
+        "service",
+        "therapist",
+        "status",
+        "intake_flag",
+        "source_article",
+    ]
+    list_filter = [
+        "starts_at",
+        "therapist",
+        "service",
+        "status",
+        NeedsClearanceFilter,
+        SourceArticleFilter,
+    ]
     search_fields = ["patient_name", "patient_email", "patient_phone"]
     date_hierarchy = "starts_at"
-    list_select_related = ["service", "therapist"]
+    list_select_related = ["service", "therapist", "source_article"]
+    readonly_fields = ["intake_answers", "source_article", "created_at", "cancelled_at"]
+    fieldsets = [
+        (None, {"fields": ["therapist", "service", "starts_at", "status"]}),
+        ("Patient", {"fields": ["patient_name", "patient_email", "patient_phone", "notes"]}),
+        (
+            "Health intake (staff only)",
+            {
+                "fields": ["intake_answers"],
+                "description": "Health data: never copy it into an email, a note or a message.",
+            },
+        ),
+        (
+            "Booking",
+            {"fields": ["source_article", "created_at", "cancelled_at", "cancellation_reason"]},
+        ),
+    ]
+    actions = ["mark_completed", "mark_no_show", "cancel_selected"]
+
+    @admin.display(description="intake")
+    def intake_flag(self, obj):
+        if obj.needs_clearance:
+            return format_html('<strong class="intake-flag">{}</strong>', "Check intake")
+        return ""
+
+    @admin.display(description="intake answers")
+    def intake_answers(self, obj):
+        rows = format_html_join(
+            "",
+            "<li>{}: <strong>{}</strong></li>",
+            (
+                (
+                    Appointment._meta.get_field(name).verbose_name.capitalize(),
+                    INTAKE_ANSWERS[getattr(obj, name)],
+                )
+                for name in Appointment.INTAKE_FIELDS
+            ),
+        )
+        flag = ""
+        if obj.needs_clearance:
+            flag = format_html(
+                '<p><strong class="intake-flag">{}</strong> {}</p>',
+                "Check intake",
+                "At least one answer is yes: check before deep work.",
+            )
+        return format_html('{}<ul class="intake-answers">{}</ul>', flag, rows)
 
     def save_model(self, request, obj, form, change):
-        from django.utils import timezone
-
         if obj.consented_to_policy_at is None:
             # A booking staff enter by phone: the patient heard the policy on the call.
             obj.consented_to_policy_at = timezone.now()
         if obj.status == Appointment.Status.CANCELLED and obj.cancelled_at is None:
             obj.cancelled_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+    # --- the list: actions and the bookings articles brought ---------------------------
+
+    def changelist_view(self, request, extra_context=None):
+        top_articles = (
+            with_booking_counts(Article.objects.all(), now=timezone.now())
+            .filter(bookings_365__gt=0)
+            .order_by("-bookings_365", "-bookings_30", "title")[:10]
+        )
+        extra_context = {
+            "article_bookings": top_articles,
+            "schedule_url": reverse("admin:booking_appointment_schedule"),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def _mark(self, request, queryset, status):
+        """Set `status` on the selected confirmed appointments that have begun."""
+        selected = queryset.count()
+        eligible = list(
+            queryset.filter(status=Appointment.Status.CONFIRMED, starts_at__lte=timezone.now())
+        )
+        # Conditional, so an appointment cancelled meanwhile is not marked.
+        changed = Appointment.objects.filter(
+            pk__in=[appointment.pk for appointment in eligible],
+            status=Appointment.Status.CONFIRMED,
+        ).update(status=status)
+        label = Appointment.Status(status).label.lower()
+        for appointment in eligible:
+            self.log_change(request, appointment, f"Marked as {label}.")
+        message = f"{changed} appointment(s) marked as {label}."
+        if selected > changed:
+            message += (
+                f" {selected - changed} left as they were: only confirmed appointments"
+                " that have begun can be marked."
+            )
+        self.message_user(request, message, messages.SUCCESS if changed else messages.WARNING)
+
+    @admin.action(description="Mark the selected appointments as completed")
+    def mark_completed(self, request, queryset):
+        self._mark(request, queryset, Appointment.Status.COMPLETED)
+
+    @admin.action(description="Mark the selected appointments as no-show")
+    def mark_no_show(self, request, queryset):
+        self._mark(request, queryset, Appointment.Status.NO_SHOW)
+
+    @admin.action(description="Cancel the selected appointments (asks why, emails the patients)")
+    def cancel_selected(self, request, queryset):
+        """Ask for the reason on a page of its own, then cancel and tell each patient."""
+        to_cancel = list(
+            queryset.filter(status=Appointment.Status.CONFIRMED).select_related(
+                "therapist", "service"
+            )
+        )
+        left_alone = queryset.count() - len(to_cancel)
+        if not to_cancel:
+            self.message_user(
+                request,
+                "Nothing cancelled: only confirmed appointments can be cancelled.",
+                messages.WARNING,
+            )
+            return None
+        form = CancelReasonForm(request.POST if "confirm_cancel" in request.POST else None)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            cancelled = 0
+            for appointment in to_cancel:
+                if cancel_appointment(appointment=appointment, reason=reason, by_staff=True):
+                    cancelled += 1
+                    self.log_change(request, appointment, f"Cancelled: {reason}")
+            message = f"{cancelled} appointment(s) cancelled; each patient was emailed."
+            if left_alone:
+                message += f" {left_alone} not confirmed, left as they were."
+            self.message_user(request, message, messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cancel appointments",
+            "opts": self.model._meta,
+            "appointments": to_cancel,
+            "left_alone": left_alone,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/booking/appointment/cancel_confirmation.html", context
+        )
+
+    # --- the schedule ---------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "schedule/",
+                self.admin_site.admin_view(self.schedule_view),
+                name="booking_appointment_schedule",
+            ),
+            *super().get_urls(),
+        ]
+
+    def schedule_view(self, request):
+        """Each therapist's appointments, free time and time off for a day or a week.
+
+        A staff user linked to a therapist sees theirs unless they ask for everyone
+        (an empty `therapist`). Five queries for the data, whatever the range.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        therapists = list(Therapist.objects.order_by("display_order", "name"))
+        own = next((t for t in therapists if t.user_id == request.user.pk), None)
+        data = request.GET.copy()
+        if "therapist" not in data:
+            data["therapist"] = str(own.pk) if own else ""
+        form = ScheduleForm(data, therapists=therapists)
+        form.is_valid()
+        today = timezone.localdate()
+        day = form.cleaned_data.get("date") or today
+        view = form.cleaned_data.get("view") or schedule.DAY
+        chosen = form.cleaned_data.get("therapist", "")
+        shown = [t for t in therapists if str(t.pk) == chosen] if chosen else therapists
+
+        days = schedule.days_shown(day, view)
+        schedule_days = schedule.load_schedule(
+            therapists=shown, first_day=days[0], last_day=days[-1]
+        )
+        if not chosen:
+            # Someone who no longer works here stays off the page unless they have something.
+            keep = {
+                column.therapist.pk
+                for schedule_day in schedule_days
+                for column in schedule_day.columns
+                if column.therapist.is_active or column.works or column.entries
+            }
+            for schedule_day in schedule_days:
+                schedule_day.columns = [c for c in schedule_day.columns if c.therapist.pk in keep]
+
+        def link(**changes):
+            params = {"date": day.isoformat(), "view": view, "therapist": chosen, **changes}
+            return "?" + urlencode(params)
+
+        jump = schedule.step(view)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Schedule",
+            "opts": self.model._meta,
+            "form": form,
+            "view": view,
+            "day": day,
+            "days": schedule_days,
+            "first_day": days[0],
+            "last_day": days[-1],
+            "today": today,
+            "zone_name": timezone.get_default_timezone_name(),
+            "chosen": shown[0] if chosen and shown else None,
+            "own": own,
+            "therapist_count": len({c.therapist.pk for d in schedule_days for c in d.columns}),
+            "links": {
+                "previous": link(date=(day - jump).isoformat()),
+                "next": link(date=(day + jump).isoformat()),
+                "today": link(date=today.isoformat()),
+                "day": link(view=schedule.DAY),
+                "week": link(view=schedule.WEEK),
+                "everyone": link(therapist=""),
+                "own": link(therapist=str(own.pk)) if own else None,
+            },
+        }
+        return TemplateResponse(request, "admin/booking/appointment/schedule.html", context)

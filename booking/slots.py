@@ -167,3 +167,45 @@ def is_valid_day(day, *, rules, now, tz):
     """Whether `day` lies between today and the last bookable day."""
     today = now.astimezone(tz).date()
     return today <= day <= last_bookable_day(rules=rules, now=now, tz=tz)
+
+
+def free_periods(*, schedule, closures, first_day, last_day, tz):
+    """{local day: [(start, end), ...]} when one therapist is working but not busy.
+
+    The free time the staff schedule shows: `schedule.weekly`'s working intervals on each
+    day from `first_day` to `last_day` (both included), minus `schedule.busy` (appointments
+    with their buffer, time off) and the clinic's `closures` ((first day, last day) pairs).
+    Worked out in real instants like free_starts, so a day the clocks change keeps its
+    wall-clock hours. Every day in the range is a key; instants are aware datetimes in UTC.
+    """
+    busy = [(_epoch(start), _epoch(end)) for start, end in schedule.busy]
+    for closure_first, closure_last in closures:
+        if closure_last < first_day or closure_first > last_day:
+            continue
+        busy.append((_day_bounds(closure_first, tz)[0], _day_bounds(closure_last, tz)[1]))
+    busy = _merged(busy)
+
+    periods = {}
+    day = first_day
+    while day <= last_day:
+        found = []
+        for opens, closes in schedule.weekly.get(day.weekday(), ()):
+            start, end = _local_epoch(day, opens, tz), _local_epoch(day, closes, tz)
+            if start is None or end is None:
+                continue  # a wall time the clocks skip: left out, as free_starts does
+            for busy_start, busy_end in busy:
+                if busy_end <= start or busy_start >= end:
+                    continue
+                if busy_start > start:
+                    found.append((start, busy_start))
+                start = max(start, busy_end)
+                if start >= end:
+                    break
+            if start < end:
+                found.append((start, end))
+        periods[day] = [
+            (datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
+            for start, end in sorted(found)
+        ]
+        day += timedelta(days=1)
+    return periods

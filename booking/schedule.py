@@ -1,0 +1,184 @@
+"""The staff schedule: each therapist's appointments, free time and time off, day by day.
+
+Reads only. Everything a page shows is loaded in a fixed number of queries (therapists,
+working hours, time off, appointments, closures) whatever the number of therapists or days;
+the free time between appointments comes from the pure slots.free_periods.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.utils import timezone
+
+from clinic.models import Closure
+
+from . import slots
+from .models import Appointment, Therapist, TimeOff, WorkingHours
+
+DAY, WEEK = "day", "week"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line in a therapist's day: an appointment, free time or time off.
+
+    `start` and `end` are local times clipped to the day; `from_midnight` and `to_midnight`
+    say the entry began before the day or runs past it.
+    """
+
+    kind: str
+    start: datetime
+    end: datetime
+    appointment: Appointment | None = None
+    reason: str = ""
+    from_midnight: bool = False
+    to_midnight: bool = False
+
+    @property
+    def span(self):
+        begins = "00:00" if self.from_midnight else f"{self.start:%H:%M}"
+        ends = "24:00" if self.to_midnight else f"{self.end:%H:%M}"
+        return f"{begins}–{ends}"
+
+    @property
+    def length(self):
+        """The real length, in words ("1 h 45 min"); a clock change counts as it happens."""
+        minutes = int((self.end - self.start).total_seconds() // 60)
+        hours, minutes = divmod(minutes, 60)
+        if not hours:
+            return f"{minutes} min"
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+    @property
+    def buffer_minutes(self):
+        """The time an appointment keeps free after it (its service's buffer when booked)."""
+        appointment = self.appointment
+        return int((appointment.blocked_until - appointment.ends_at).total_seconds() // 60)
+
+
+@dataclass
+class TherapistDay:
+    therapist: Therapist
+    day: date
+    works: bool
+    entries: list = field(default_factory=list)
+
+
+@dataclass
+class ScheduleDay:
+    day: date
+    closure: Closure | None
+    columns: list = field(default_factory=list)
+
+    @property
+    def is_quiet(self):
+        """Nobody shown works or has anything this day (a weekend, say)."""
+        return not any(column.works or column.entries for column in self.columns)
+
+
+def days_shown(day, view):
+    """The days a `view` ("day" or "week", Monday to Sunday) around `day` covers."""
+    if view == WEEK:
+        monday = day - timedelta(days=day.weekday())
+        return [monday + timedelta(days=n) for n in range(7)]
+    return [day]
+
+
+def step(view):
+    """How far "previous" and "next" move."""
+    return timedelta(days=7 if view == WEEK else 1)
+
+
+def _day_bounds(day, tz):
+    return (
+        datetime.combine(day, time(0), tzinfo=tz),
+        datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz),
+    )
+
+
+def _clipped(kind, start, end, day, tz, **extra):
+    """An Entry for the part of [start, end) on local `day`, or None if none of it is."""
+    day_start, day_end = _day_bounds(day, tz)
+    if end <= day_start or start >= day_end:
+        return None
+    return Entry(
+        kind=kind,
+        start=max(start, day_start).astimezone(tz),
+        end=min(end, day_end).astimezone(tz),
+        from_midnight=start < day_start,
+        to_midnight=end > day_end,
+        **extra,
+    )
+
+
+def load_schedule(*, therapists, first_day, last_day, tz=None):
+    """[ScheduleDay] from `first_day` to `last_day` (local days, both included).
+
+    Each day holds one TherapistDay per therapist in `therapists` (already loaded), with
+    their active appointments (service loaded), free time and time off in time order.
+    Four queries whatever the number of therapists or days.
+    """
+    tz = tz or timezone.get_default_timezone()
+    ids = [therapist.pk for therapist in therapists]
+    # A day's margin either side: an appointment or time off can reach across midnight.
+    start = datetime.combine(first_day - timedelta(days=1), time(0), tzinfo=tz)
+    end = datetime.combine(last_day + timedelta(days=2), time(0), tzinfo=tz)
+
+    weekly = WorkingHours.objects.filter(therapist_id__in=ids).as_weekly()
+    time_off = {pk: [] for pk in ids}
+    for absence in TimeOff.objects.filter(therapist_id__in=ids).overlapping(start, end):
+        time_off[absence.therapist_id].append(absence)
+    appointments = {pk: [] for pk in ids}
+    for appointment in (
+        Appointment.objects.active()
+        .filter(therapist_id__in=ids)
+        .within(start, end)
+        .select_related("service")
+        .order_by("starts_at")
+    ):
+        appointments[appointment.therapist_id].append(appointment)
+    closures = list(Closure.objects.covering(first_day, last_day).order_by("starts_on"))
+
+    free = {}
+    for therapist in therapists:
+        busy = [(a.starts_at, a.blocked_until) for a in appointments[therapist.pk]]
+        busy += [(t.starts_at, t.ends_at) for t in time_off[therapist.pk]]
+        free[therapist.pk] = slots.free_periods(
+            schedule=slots.TherapistSchedule(therapist.pk, weekly.get(therapist.pk, {}), busy),
+            closures=[(c.starts_on, c.ends_on) for c in closures],
+            first_day=first_day,
+            last_day=last_day,
+            tz=tz,
+        )
+
+    days = []
+    day = first_day
+    while day <= last_day:
+        closure = next((c for c in closures if c.starts_on <= day <= c.ends_on), None)
+        schedule_day = ScheduleDay(day=day, closure=closure)
+        for therapist in therapists:
+            entries = [
+                _clipped("appointment", a.starts_at, a.ends_at, day, tz, appointment=a)
+                for a in appointments[therapist.pk]
+            ]
+            entries += [
+                _clipped("time_off", t.starts_at, t.ends_at, day, tz, reason=t.reason)
+                for t in time_off[therapist.pk]
+            ]
+            entries += [
+                _clipped("free", free_start, free_end, day, tz)
+                for free_start, free_end in free[therapist.pk][day]
+            ]
+            schedule_day.columns.append(
+                TherapistDay(
+                    therapist=therapist,
+                    day=day,
+                    works=bool(weekly.get(therapist.pk, {}).get(day.weekday())),
+                    entries=sorted(
+                        (e for e in entries if e is not None), key=lambda e: (e.start, e.end)
+                    ),
+                )
+            )
+        days.append(schedule_day)
+        day += timedelta(days=1)
+    return days
