@@ -234,6 +234,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
         "options": {"expires": 540},
     },
+    "purge-unconfirmed-newsletter-sign-ups": {
+        "task": "newsletter.tasks.purge_unconfirmed",
+        "schedule": 6 * 60 * 60.0,
+    },
 }
 
 # --- Email ----------------------------------------------------------------------
@@ -297,6 +301,11 @@ PHONENUMBER_DB_FORMAT = "E164"
 BOOKING_RATE_LIMIT = env.str("BOOKING_RATE_LIMIT", default="20/h").strip()
 if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", BOOKING_RATE_LIMIT):
     _fail("BOOKING_RATE_LIMIT", "must look like 20/h (a count per s, m, h or d)")
+NEWSLETTER_RATE_LIMIT = env.str("NEWSLETTER_RATE_LIMIT", default="10/h").strip()
+if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", NEWSLETTER_RATE_LIMIT):
+    _fail("NEWSLETTER_RATE_LIMIT", "must look like 10/h (a count per s, m, h or d)")
+# Every sign-up answer takes at least this long, so timing cannot tell who subscribes.
+NEWSLETTER_SIGNUP_SECONDS = _read("NEWSLETTER_SIGNUP_SECONDS", env.float, default=0.3)
 RATELIMIT_VIEW = "booking.views.rate_limited"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

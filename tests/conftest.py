@@ -285,6 +285,8 @@ def broker_down(monkeypatch):
 def _generous_booking_rate_limit(settings):
     # The suite books far more often than a patient; the rate-limit test sets its own.
     settings.BOOKING_RATE_LIMIT = "100000/h"
+    settings.NEWSLETTER_RATE_LIMIT = "100000/h"
+    settings.NEWSLETTER_SIGNUP_SECONDS = 0  # the timing test sets its own floor
 
 
 @pytest.fixture
