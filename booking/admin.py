@@ -15,7 +15,7 @@ from clinic.forms import WeeklyIntervalFormSet
 
 from . import schedule
 from .models import Appointment, BookingRules, Service, Therapist, TimeOff, WorkingHours
-from .services import cancel_appointment, validate_not_overlapping
+from .services import cancel_appointment, mark_attendance, validate_not_overlapping
 
 
 @admin.register(Service)
@@ -259,14 +259,8 @@ class AppointmentAdmin(admin.ModelAdmin):
     def _mark(self, request, queryset, status):
         """Set `status` on the selected confirmed appointments that have begun."""
         selected = queryset.count()
-        eligible = list(
-            queryset.filter(status=Appointment.Status.CONFIRMED, starts_at__lte=timezone.now())
-        )
-        # Conditional, so an appointment cancelled meanwhile is not marked.
-        changed = Appointment.objects.filter(
-            pk__in=[appointment.pk for appointment in eligible],
-            status=Appointment.Status.CONFIRMED,
-        ).update(status=status)
+        eligible = mark_attendance(appointments=queryset, status=status)
+        changed = len(eligible)
         label = Appointment.Status(status).label.lower()
         for appointment in eligible:
             self.log_change(request, appointment, f"Marked as {label}.")

@@ -300,6 +300,24 @@ def reschedule_appointment(*, appointment, start, now=None):
     return locked
 
 
+def mark_attendance(*, appointments, status, now=None):
+    """Mark confirmed appointments that have begun as completed or no-show; returns them.
+
+    The rows are locked and re-read first, so one cancelled meanwhile is left alone.
+    """
+    now = now or timezone.now()
+    if status not in (Appointment.Status.COMPLETED, Appointment.Status.NO_SHOW):
+        raise ValueError(f"Not an attendance status: {status}")
+    with transaction.atomic():
+        eligible = list(
+            appointments.select_for_update().filter(
+                status=Appointment.Status.CONFIRMED, starts_at__lte=now
+            )
+        )
+        Appointment.objects.filter(pk__in=[a.pk for a in eligible]).update(status=status)
+    return eligible
+
+
 def _clinic_address():
     from clinic.services import get_clinic_profile
 
