@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_ratelimit.decorators import ratelimit
@@ -325,7 +326,7 @@ def _details_url(service, therapist, start, carry=""):
     )
 
 
-INTAKE_ADVICE = _(
+INTAKE_ADVICE = gettext_lazy(
     "Thank you for answering the health questions. Because you answered yes to at least "
     "one, please speak to your doctor before your visit and tell your therapist when you "
     "arrive: deep work on the calves is not safe with some of these conditions. Your "
@@ -616,5 +617,18 @@ def reschedule_confirm(request, token, day, at):
         return redirect("booking:manage", token=token)
     if not services.can_change_online(appointment):
         return _too_late(request, token)
+    rules = BookingRules.current()
+    now = timezone.now()
+    free = _times(appointment.service, [appointment.therapist], day, now, rules, str, appointment)
+    if _day_problem(day, rules, now) or start not in {slot["local"] for slot in free}:
+        return _private(
+            _unavailable(
+                request,
+                _("Sorry, %(time)s is not free.") % {"time": _label(start)},
+                status=409,
+                back_url=reverse("booking:reschedule", args=[token]),
+                back_label=_("Choose another time"),
+            )
+        )
     context = _manage_context(appointment, token, new_start=start)
     return _private(render(request, "booking/reschedule_confirm.html", context))

@@ -181,3 +181,14 @@ def test_staff_may_cancel_after_the_cutoff(appointment):
     assert appointment.status == Appointment.Status.CANCELLED
     notice = OutgoingEmail.objects.get(to=["pat@example.com"], subject__startswith="Cancelled")
     assert "we had to cancel" in notice.body_text and "Therapist ill" in notice.body_text
+
+
+def test_opening_the_move_page_for_a_taken_time_says_it_is_not_free(
+    client, appointment, token, at, service, patient
+):
+    services.book_appointment(
+        service=service, therapist=appointment.therapist, start=at(14), patient=patient
+    )
+    response = client.get(move_url(token, at(14)))
+    assert response.status_code == 409
+    assert "is not free" in response.content.decode()
