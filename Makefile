@@ -54,6 +54,7 @@ worker: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/bandit -c pyproject.toml -r . -q
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

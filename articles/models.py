@@ -80,7 +80,7 @@ class ArticleQuerySet(models.QuerySet):
         if connection.vendor == "postgresql":
             # The weighted document is a stored, GIN-indexed column that only PostgreSQL
             # has (migration 0002), so the model does not declare it.
-            vector = RawSQL(  # noqa: S611 (a fixed column name, no user input)
+            vector = RawSQL(  # noqa: S611  # nosec B611 # a fixed column name, no user input
                 f"{Article._meta.db_table}.search_vector", [], output_field=SearchVectorField()
             )
             query = SearchQuery(text, search_type="websearch", config="english")
