@@ -4,6 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import JsonResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -15,7 +18,16 @@ from clinic.forms import WeeklyIntervalFormSet
 
 from . import schedule
 from .models import Appointment, BookingRules, Service, Therapist, TimeOff, WorkingHours
-from .services import cancel_appointment, mark_attendance, validate_not_overlapping
+from .services import (
+    PatientHasUpcomingVisits,
+    cancel_appointment,
+    erase_patient,
+    export_patient_data,
+    mark_attendance,
+    patient_appointments,
+    upcoming_visits,
+    validate_not_overlapping,
+)
 
 
 @admin.register(Service)
@@ -145,6 +157,12 @@ class CancelReasonForm(forms.Form):
     )
 
 
+class PatientForm(forms.Form):
+    """Whose data: the email address the patient booked with (sent by POST, never in a URL)."""
+
+    email = forms.EmailField(label="Patient's email", max_length=254)
+
+
 class ScheduleForm(forms.Form):
     """The schedule's GET filters; a wrong value falls back to its default."""
 
@@ -203,7 +221,7 @@ class AppointmentAdmin(admin.ModelAdmin):
             {"fields": ["source_article", "created_at", "cancelled_at", "cancellation_reason"]},
         ),
     ]
-    actions = ["mark_completed", "mark_no_show", "cancel_selected"]
+    actions = ["mark_completed", "mark_no_show", "cancel_selected", "patient_data"]
 
     @admin.display(description="intake")
     def intake_flag(self, obj):
@@ -331,6 +349,21 @@ class AppointmentAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.schedule_view),
                 name="booking_appointment_schedule",
             ),
+            path(
+                "patient/",
+                self.admin_site.admin_view(self.patient_view),
+                name="booking_appointment_patient",
+            ),
+            path(
+                "patient/export/",
+                self.admin_site.admin_view(self.patient_export_view),
+                name="booking_appointment_patient_export",
+            ),
+            path(
+                "patient/erase/",
+                self.admin_site.admin_view(self.patient_erase_view),
+                name="booking_appointment_patient_erase",
+            ),
             *super().get_urls(),
         ]
 
@@ -401,3 +434,103 @@ class AppointmentAdmin(admin.ModelAdmin):
             },
         }
         return TemplateResponse(request, "admin/booking/appointment/schedule.html", context)
+
+    # --- one patient's data, on request: export and erase ---------------------------------
+    # The address travels by POST only, so it never lands in a URL, a log line or history.
+
+    @admin.action(description="Export or erase the selected appointments' patient")
+    def patient_data(self, request, queryset):
+        emails = {email.lower() for email in queryset.values_list("patient_email", flat=True)}
+        if len(emails) != 1:
+            self.message_user(
+                request,
+                "Select the appointments of one patient (one email address) only.",
+                messages.WARNING,
+            )
+            return None
+        return self._patient_page(request, PatientForm({"email": emails.pop()}))
+
+    def _patient_summary(self, email):
+        from newsletter.models import Subscriber
+
+        return {
+            "email": email,
+            "appointments": list(
+                patient_appointments(email=email)
+                .select_related("service", "therapist")
+                .order_by("starts_at")
+            ),
+            "upcoming": list(upcoming_visits(email=email)),
+            "subscriber": Subscriber.objects.filter(email__iexact=email).first(),
+        }
+
+    def _patient_page(self, request, form, status=200):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "A patient's data",
+            "opts": self.model._meta,
+            "form": form,
+            "can_erase": self.has_delete_permission(request),
+        }
+        if form.is_bound and form.is_valid():
+            email = form.cleaned_data["email"]
+            context.update(self._patient_summary(email))
+        return TemplateResponse(request, "admin/booking/patient_data.html", context, status=status)
+
+    def patient_view(self, request):
+        """Find a patient by email and show what is held: appointments and newsletter."""
+        return self._patient_page(
+            request, PatientForm(request.POST if request.method == "POST" else None)
+        )
+
+    def patient_export_view(self, request):
+        """Download everything held about one patient as JSON (their request for a copy)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = PatientForm(request.POST if request.method == "POST" else None)
+        if not form.is_valid():
+            return redirect("admin:booking_appointment_patient")
+        email = form.cleaned_data["email"]
+        data = export_patient_data(email=email)
+        for appointment in patient_appointments(email=email):
+            self.log_change(request, appointment, "Exported the patient's data on request.")
+        response = JsonResponse(
+            data, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2, "ensure_ascii": False}
+        )
+        response["Content-Disposition"] = 'attachment; filename="patient-data.json"'
+        return response
+
+    def patient_erase_view(self, request):
+        """Ask once more, then anonymise the patient's appointments and drop their newsletter
+        subscription and emails (their request to be forgotten)."""
+        if not self.has_delete_permission(request):
+            raise PermissionDenied
+        form = PatientForm(request.POST if request.method == "POST" else None)
+        if not form.is_valid():
+            return redirect("admin:booking_appointment_patient")
+        email = form.cleaned_data["email"]
+        if request.POST.get("confirm_erase") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Erase a patient's data",
+                "opts": self.model._meta,
+                **self._patient_summary(email),
+            }
+            return TemplateResponse(request, "admin/booking/patient_erase.html", context)
+        ids = list(patient_appointments(email=email).values_list("pk", flat=True))
+        try:
+            anonymised, unsubscribed, emails = erase_patient(email=email)
+        except PatientHasUpcomingVisits as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return self._patient_page(request, form, status=409)
+        for appointment in self.model.objects.filter(pk__in=ids):
+            self.log_change(request, appointment, "Erased the patient's data on request.")
+        self.message_user(
+            request,
+            f"Erased: {anonymised} appointment(s) anonymised, {unsubscribed} newsletter "
+            f"subscription(s) and {emails} sent email(s) deleted.",
+            messages.SUCCESS,
+        )
+        return redirect("admin:booking_appointment_changelist")

@@ -1,5 +1,6 @@
 """Booking: reading free times from the database and booking one of them."""
 
+import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -8,13 +9,13 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinic.mail import queue_templated_email
-from clinic.models import Closure
+from clinic.models import Closure, OutgoingEmail
 
 from . import slots
 from .calendar import appointment_ics
@@ -511,3 +512,233 @@ def send_due_reminders(*, now=None):
         except Exception:  # one broken row must not stop every reminder after it
             logger.exception("The reminder for appointment %s was not written", appointment.pk)
     return written
+
+
+# --- Patient data kept short: retention, export and erasure on request --------------------
+# What an anonymised appointment keeps: when, what, with whom and how it ended (the clinic's
+# records and the schedule's history); nothing that names or reaches the patient. The phone
+# is a number reserved for fiction (555-01xx), so the row still passes full_clean.
+ANONYMOUS_NAME = "Anonymised"
+ANONYMOUS_EMAIL = "anonymised@example.invalid"
+ANONYMOUS_PHONE = "+12025550100"
+RETENTION_BATCH = 500
+
+
+class PatientHasUpcomingVisits(Exception):
+    """Erasure refused: the patient still has confirmed visits ahead (cancel them first)."""
+
+
+def months_before(moment, months):
+    """`moment` moved back by whole calendar months (the 31st becomes the month's last day)."""
+    total = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(total, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def _scrub_admin_log(ids):
+    """The admin's history of these appointments names them by patient, and a staff cancel
+    copies its reason there: keep that something happened, drop who and why."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Appointment),
+        object_id__in=[str(pk) for pk in ids],
+    )
+    entries.update(object_repr=f"{ANONYMOUS_NAME} appointment")
+    entries.filter(change_message__startswith="Cancelled:").update(
+        change_message="Cancelled (reason erased)."
+    )
+
+
+def _anonymise(appointments):
+    """Strip the patient from `appointments`; returns how many rows changed.
+
+    One UPDATE per batch, so it neither sends anything nor bumps the calendar sequence.
+    Already anonymised rows are left out, so running it twice changes nothing. Must run
+    inside a transaction.
+    """
+    ids = list(appointments.exclude(patient_email=ANONYMOUS_EMAIL).values_list("pk", flat=True))
+    for start in range(0, len(ids), RETENTION_BATCH):
+        batch = ids[start : start + RETENTION_BATCH]
+        Appointment.objects.filter(pk__in=batch).update(
+            patient_name=ANONYMOUS_NAME,
+            patient_email=ANONYMOUS_EMAIL,
+            patient_phone=ANONYMOUS_PHONE,
+            notes="",
+            cancellation_reason="",
+            **{name: None for name in Appointment.INTAKE_FIELDS},
+        )
+        _scrub_admin_log(batch)
+    return len(ids)
+
+
+def clear_old_intake(*, now=None):
+    """Delete the intake answers of visits that ended INTAKE_RETENTION_DAYS ago or more, and
+    of cancelled visits that long after they were cancelled; returns how many rows changed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.INTAKE_RETENTION_DAYS)
+    answered = Q()
+    for name in Appointment.INTAKE_FIELDS:
+        answered |= Q(**{f"{name}__isnull": False})
+    return (
+        Appointment.objects.filter(answered)
+        .filter(Q(ends_at__lte=cutoff) | Q(cancelled_at__lte=cutoff))
+        .update(**{name: None for name in Appointment.INTAKE_FIELDS})
+    )
+
+
+def anonymise_old_appointments(*, now=None):
+    """Anonymise appointments that started APPOINTMENT_RETENTION_MONTHS ago or more, and
+    delete the booking emails sent that long ago (the outbox keeps each one's name, time and
+    address); returns (appointments anonymised, emails deleted)."""
+    now = now or timezone.now()
+    cutoff = months_before(now, settings.APPOINTMENT_RETENTION_MONTHS)
+    with transaction.atomic():
+        anonymised = _anonymise(Appointment.objects.filter(starts_at__lte=cutoff))
+        # Finished booking and sign-up mail only: newsletter copies belong to their issue's
+        # delivery record, and an email still waiting to go out is left to go.
+        emails, _counts = OutgoingEmail.objects.filter(
+            category=OutgoingEmail.Category.TRANSACTIONAL,
+            state__in=[OutgoingEmail.State.SENT, OutgoingEmail.State.FAILED],
+            created_at__lte=cutoff,
+        ).delete()
+    return anonymised, emails
+
+
+def apply_retention(*, now=None):
+    """Beat: keep patient data only as long as the settings say. Safe to run twice."""
+    now = now or timezone.now()
+    intake_cleared = clear_old_intake(now=now)
+    anonymised, emails_deleted = anonymise_old_appointments(now=now)
+    # Counts only: a log line here must never carry a name, an address or an answer.
+    logger.info(
+        "Retention: intake cleared on %s, %s appointments anonymised, %s emails deleted",
+        intake_cleared,
+        anonymised,
+        emails_deleted,
+    )
+    return {
+        "intake_cleared": intake_cleared,
+        "anonymised": anonymised,
+        "emails_deleted": emails_deleted,
+    }
+
+
+def patient_appointments(*, email):
+    """The appointments booked with `email` (any case), anonymised ones left out."""
+    return Appointment.objects.filter(patient_email__iexact=email.strip()).exclude(
+        patient_email=ANONYMOUS_EMAIL
+    )
+
+
+def _patient_emails(email):
+    """Finished outbox emails addressed to `email` (the list of recipients is JSON)."""
+    email = email.strip().lower()
+    finished = OutgoingEmail.objects.filter(
+        state__in=[OutgoingEmail.State.SENT, OutgoingEmail.State.FAILED]
+    )
+    if email.isascii():
+        # JSON text holds the address as typed; narrow in SQL, then compare exactly.
+        finished = finished.filter(to__icontains=email)
+    return [
+        each.pk
+        for each in finished.only("pk", "to").iterator()
+        if any(str(address).strip().lower() == email for address in each.to or ())
+    ]
+
+
+def _isoformat(value):
+    return value.isoformat() if value is not None else None
+
+
+def export_patient_data(*, email):
+    """Everything held about the patient with `email`, as a JSON-ready dict: each appointment
+    (intake answers included) and their newsletter subscription, if any."""
+    from newsletter.models import Subscriber
+
+    appointments = (
+        patient_appointments(email=email)
+        .select_related("service", "therapist", "source_article")
+        .order_by("starts_at", "pk")
+    )
+    subscriber = Subscriber.objects.filter(email__iexact=email.strip()).first()
+    return {
+        "email": email.strip(),
+        "exported_at": timezone.now().isoformat(),
+        "appointments": [
+            {
+                "starts_at": _isoformat(a.starts_at),
+                "ends_at": _isoformat(a.ends_at),
+                "service": a.service.name,
+                "therapist": a.therapist.name,
+                "status": a.status,
+                "name": a.patient_name,
+                "email": a.patient_email,
+                "phone": str(a.patient_phone),
+                "notes": a.notes,
+                "intake": {name: getattr(a, name) for name in Appointment.INTAKE_FIELDS},
+                "agreed_to_cancellation_policy_at": _isoformat(a.consented_to_policy_at),
+                "booked_at": _isoformat(a.created_at),
+                "cancelled_at": _isoformat(a.cancelled_at),
+                "cancellation_reason": a.cancellation_reason,
+                "came_from_article": a.source_article.slug if a.source_article else None,
+            }
+            for a in appointments
+        ],
+        "newsletter": None
+        if subscriber is None
+        else {
+            "email": subscriber.email,
+            "status": subscriber.status,
+            "signed_up_at": _isoformat(subscriber.signed_up_at),
+            "confirmed_at": _isoformat(subscriber.confirmed_at),
+            "unsubscribed_at": _isoformat(subscriber.unsubscribed_at),
+            "consent_text": subscriber.consent_text,
+            "consent_at": _isoformat(subscriber.consent_at),
+            "consent_page": subscriber.consent_page,
+            "consent_ip": subscriber.consent_ip,
+        },
+    }
+
+
+def upcoming_visits(*, email, now=None):
+    """The patient's confirmed appointments that have not started yet."""
+    now = now or timezone.now()
+    return patient_appointments(email=email).filter(
+        status=Appointment.Status.CONFIRMED, starts_at__gt=now
+    )
+
+
+def erase_patient(*, email, now=None):
+    """Erase the patient with `email` on their request: anonymise all their appointments,
+    remove their newsletter subscription and the emails sent to them.
+
+    Refused (PatientHasUpcomingVisits) while they have a confirmed visit ahead: it would
+    stay in the schedule under no name, and its reminder would go nowhere. Staff cancel it
+    first. Returns (appointments anonymised, newsletter subscriptions removed, emails deleted).
+    """
+    from newsletter import services as newsletter_services
+    from newsletter.models import Subscriber
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        appointments = patient_appointments(email=email).select_for_update()
+        list(appointments.values_list("pk", flat=True))  # locked before the check
+        if upcoming_visits(email=email, now=now).exists():
+            raise PatientHasUpcomingVisits(
+                _("This patient has a visit ahead: cancel it before erasing their data.")
+            )
+        anonymised = _anonymise(appointments)
+        subscribers = Subscriber.objects.filter(email__iexact=email.strip())
+        # The newsletter's own erasure keeps each issue's figures true and removes the
+        # copies it sent; a plain delete (deliveries cascade) where it does not exist yet.
+        erase_subscribers = getattr(newsletter_services, "erase_subscribers", None)
+        if erase_subscribers is not None:
+            unsubscribed = erase_subscribers(subscribers=subscribers)
+        else:
+            unsubscribed = subscribers.count()
+            subscribers.delete()
+        emails, _counts = OutgoingEmail.objects.filter(pk__in=_patient_emails(email)).delete()
+    return anonymised, unsubscribed, emails

@@ -238,6 +238,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.tasks.purge_unconfirmed",
         "schedule": 6 * 60 * 60.0,
     },
+    # Patient data kept short (the Retention settings below); a missed run catches up.
+    "apply-retention": {
+        "task": "booking.tasks.apply_retention",
+        "schedule": 6 * 60 * 60.0,
+    },
 }
 
 # --- Email ----------------------------------------------------------------------
@@ -310,6 +315,16 @@ RATELIMIT_VIEW = "booking.views.rate_limited"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+# --- Retention ------------------------------------------------------------------
+# Patient data is kept short (booking.services.apply_retention, on the beat): the health
+# answers go this many days after the visit, the whole patient this many months after it.
+INTAKE_RETENTION_DAYS = _read("INTAKE_RETENTION_DAYS", env.int, default=30)
+if INTAKE_RETENTION_DAYS < 0:
+    _fail("INTAKE_RETENTION_DAYS", "must be a number of days, 0 or more (e.g. 30)")
+APPOINTMENT_RETENTION_MONTHS = _read("APPOINTMENT_RETENTION_MONTHS", env.int, default=24)
+if APPOINTMENT_RETENTION_MONTHS < 1:
+    _fail("APPOINTMENT_RETENTION_MONTHS", "must be a number of months, 1 or more (e.g. 24)")
 
 # --- Security -------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
