@@ -80,3 +80,5 @@ bench: $(STAMP)
 	env -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/pages.py
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/booking.py
 	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/booking.py
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/newsletter.py
+	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/newsletter.py

@@ -122,6 +122,53 @@ def queue_templated_email(
     )
 
 
+def write_bulk_emails(emails):
+    """Write many bulk emails (newsletter copies) in one INSERT; returns the saved rows.
+
+    `emails` is a list of dicts with queue_email's keys: to, subject, body_text, and
+    optionally body_html, headers and idempotency_key. Meant for rows built by code from
+    checked data (a newsletter's fan-out), so there is no full_clean per row; the subject
+    is still folded to one line, as queue_email does. Must run inside the caller's
+    transaction, under whatever lock makes its idempotency keys new: a repeated key raises
+    IntegrityError and the whole batch rolls back (nothing half-written). Every row is
+    published to the bulk queue once the transaction commits.
+    """
+    now = timezone.now()
+    grace = now + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES)
+    rows = OutgoingEmail.objects.bulk_create(
+        OutgoingEmail(
+            to=[email["to"]] if isinstance(email["to"], str) else list(email["to"]),
+            subject=" ".join(email["subject"].split()),
+            body_text=email["body_text"],
+            body_html=email.get("body_html", ""),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            headers=email.get("headers") or {},
+            category=Category.BULK,
+            idempotency_key=email.get("idempotency_key") or None,
+            created_at=now,
+            next_attempt_at=grace,
+        )
+        for email in emails
+    )
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: publish_sends(ids, category=Category.BULK))
+    return rows
+
+
+def publish_sends(email_ids, *, category=Category.BULK):
+    """Publish many emails' send tasks over one broker connection; a broker that is down is
+    logged once and the rest are left to the sweep (their rows wait for it already)."""
+    from .tasks import send_email_task
+
+    queue = send_email_task.app.conf.bulk_queue if category == Category.BULK else None
+    try:
+        with send_email_task.app.producer_or_acquire() as producer:
+            for email_id in email_ids:
+                send_email_task.apply_async(args=[email_id], queue=queue, producer=producer)
+    except (OperationalError, OSError) as exc:
+        logger.warning("Broker unavailable, %s emails wait for the sweep: %s", len(email_ids), exc)
+
+
 def publish_send(email_id, *, category=Category.TRANSACTIONAL):
     """Publish one email's send task; a broker that is down is logged, not raised.
 

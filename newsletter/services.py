@@ -220,3 +220,298 @@ def purge_unconfirmed(*, now=None):
     if deleted:
         logger.info("Purged %s unconfirmed newsletter sign-up(s)", deleted)
     return deleted
+
+
+# --- Issues (campaigns): write, preview, test, fan out, erase -----------------------------
+# Appended below the sign-up services while both halves are built at once; the imports
+# belong at the top and move there when the two halves are tidied together.
+import csv  # noqa: E402
+import time  # noqa: E402
+
+from django.db.models import Count, Exists, F, OuterRef  # noqa: E402
+from django.template.loader import render_to_string  # noqa: E402
+from django.utils.html import escape  # noqa: E402
+
+from articles.models import Article  # noqa: E402
+from articles.rendering import render_markdown  # noqa: E402
+from clinic.mail import queue_email, write_bulk_emails  # noqa: E402
+from clinic.models import OutgoingEmail  # noqa: E402
+
+from .models import Delivery, NewsletterIssue  # noqa: E402
+
+# Subscribers written per transaction: one INSERT of outbox rows and one of deliveries each.
+FAN_OUT_BATCH = 500
+# A fan-out task hands over to a fresh one after this long, well inside its time limit.
+FAN_OUT_SECONDS = 20
+# Stands in for each subscriber's own unsubscribe link while an issue is rendered once.
+_UNSUBSCRIBE_MARK = "https://unsubscribe.invalid/newsletter-mark"
+# Cells a spreadsheet would run as a formula (CSV injection); prefixed with a quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class IssueNotDraft(Exception):
+    """The issue is being sent or was sent: it can no longer change or be sent again."""
+
+
+def save_issue(*, issue):
+    """Validate and save a draft issue, rendering its Markdown once (sanitised as articles are).
+
+    Raises IssueNotDraft once sending has started: every subscriber gets the same text.
+    """
+    with transaction.atomic():
+        if issue.pk:
+            stored = NewsletterIssue.objects.select_for_update().filter(pk=issue.pk).first()
+            if stored is not None and not stored.is_draft:
+                raise IssueNotDraft
+        issue.body_html = render_markdown(issue.body)
+        issue.full_clean()
+        issue.save()
+    return issue
+
+
+def _absolute_links(html):
+    # Links staff write as /book/ must work from a mail client too.
+    return html.replace('href="/', f'href="{settings.SITE_URL}/')
+
+
+def _render_issue(issue):
+    """The issue's subject, text and HTML, rendered once with a mark for the unsubscribe link."""
+    from clinic.services import get_clinic_profile
+
+    articles = [
+        {
+            "title": article.title,
+            "summary": article.summary,
+            "url": settings.SITE_URL + article.get_absolute_url(),
+            "published_at": article.published_at,
+            "reading_minutes": article.reading_minutes,
+        }
+        for article in issue.featured_articles.published().order_by("-published_at")
+    ]
+    context = {
+        "clinic": get_clinic_profile(),
+        "site_url": settings.SITE_URL,
+        "issue": issue,
+        "body_html": _absolute_links(issue.body_html),
+        "articles": articles,
+        "unsubscribe_url": _UNSUBSCRIBE_MARK,
+    }
+    template = "emails/newsletter/issue"
+    return {
+        "subject": render_to_string(f"{template}_subject.txt", context, using="text"),
+        "body_text": render_to_string(f"{template}_body.txt", context, using="text"),
+        "body_html": render_to_string(f"{template}_body.html", context),
+    }
+
+
+def _personalised(rendered, link):
+    """One subscriber's copy: the rendered issue with their own unsubscribe link."""
+    return {
+        "subject": " ".join(rendered["subject"].split()),
+        "body_text": rendered["body_text"].replace(_UNSUBSCRIBE_MARK, link),
+        "body_html": rendered["body_html"].replace(_UNSUBSCRIBE_MARK, escape(link)),
+    }
+
+
+def unsubscribe_headers(link):
+    """RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs to `link`."""
+    return {
+        "List-Unsubscribe": f"<{link}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def preview_issue(*, issue):
+    """The issue as a subscriber will receive it: subject, text and HTML parts.
+
+    The unsubscribe link points at the newsletter's page: a preview has no subscriber.
+    """
+    return _personalised(_render_issue(issue), settings.SITE_URL + reverse("newsletter:signup"))
+
+
+def send_test_issue(*, issue, to):
+    """Email one copy of the issue to `to` (a staff member), on the transactional queue.
+
+    Allowed in any status; the subject says it is a test, and it has no List-Unsubscribe
+    header: there is nobody to unsubscribe.
+    """
+    copy = preview_issue(issue=issue)
+    with transaction.atomic():
+        return queue_email(
+            to=to,
+            subject=f"[{_('Test')}] {copy['subject']}",
+            body_text=copy["body_text"],
+            body_html=copy["body_html"],
+        )
+
+
+def start_sending_issue(*, issue, now=None):
+    """Start sending a draft to every confirmed subscriber; the fan-out task runs after commit.
+
+    One conditional UPDATE moves it from draft to sending, so a double-clicked button starts
+    one send. Also resumes an issue still sending (a fan-out lost with its broker or
+    worker): safe, since nobody is written twice. Returns False for an issue already sent.
+    """
+    from .tasks import fan_out_issue_task
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        NewsletterIssue.objects.filter(pk=issue.pk, status=NewsletterIssue.Status.DRAFT).update(
+            status=NewsletterIssue.Status.SENDING, sending_started_at=now
+        )
+        issue.refresh_from_db()
+        if issue.status != NewsletterIssue.Status.SENDING:
+            return False
+        transaction.on_commit(lambda: publish_fan_out(fan_out_issue_task, issue.pk))
+    return True
+
+
+def publish_fan_out(task, issue_id):
+    """Publish the fan-out of an issue on the bulk queue; a broker that is down is logged
+    (staff see the issue still sending and press Send again)."""
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    try:
+        task.apply_async(args=[issue_id], queue=task.app.conf.bulk_queue)
+    except (BrokerDown, OSError) as exc:
+        logger.warning("Broker unavailable, issue %s is not fanning out: %s", issue_id, exc)
+
+
+def send_issue_batch(*, issue_id, batch_size=FAN_OUT_BATCH, rendered=None, now=None):
+    """Write the next batch of an issue's copies; returns how many (0 when none are left).
+
+    Runs its own transaction under a lock on the issue, so two fan-outs of one issue (a
+    retried task, a resumed send) take turns and never pick the same subscribers. The
+    subscribers are read, and locked, inside it: someone who unsubscribed a moment ago is
+    no longer confirmed and is skipped. Each copy is one Delivery (unique per issue and
+    subscriber) and one outbox row (its idempotency key says the same), written together;
+    the send tasks are published after commit. The last, empty batch marks the issue sent.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        issue = NewsletterIssue.objects.select_for_update().filter(pk=issue_id).first()
+        if issue is None or issue.status != NewsletterIssue.Status.SENDING:
+            return 0
+        already = Delivery.objects.filter(issue=issue, subscriber=OuterRef("pk"))
+        subscribers = list(
+            Subscriber.objects.confirmed()
+            .filter(~Exists(already))
+            .order_by("pk")
+            .select_for_update()[:batch_size]
+        )
+        if not subscribers:
+            NewsletterIssue.objects.filter(pk=issue.pk).update(
+                status=NewsletterIssue.Status.SENT, sent_at=now
+            )
+            return 0
+        rendered = rendered or _render_issue(issue)
+        copies = []
+        for subscriber in subscribers:
+            link = unsubscribe_url(subscriber)
+            copies.append(
+                {
+                    "to": subscriber.email,
+                    **_personalised(rendered, link),
+                    "headers": unsubscribe_headers(link),
+                    "idempotency_key": f"newsletter:issue:{issue.pk}:{subscriber.pk}",
+                }
+            )
+        emails = write_bulk_emails(copies)
+        Delivery.objects.bulk_create(
+            Delivery(issue=issue, subscriber=subscriber, email=email, created_at=now)
+            for subscriber, email in zip(subscribers, emails, strict=True)
+        )
+    return len(subscribers)
+
+
+def fan_out_issue(*, issue_id, seconds=FAN_OUT_SECONDS, batch_size=FAN_OUT_BATCH):
+    """Write batches of an issue's copies for up to `seconds`; True once every copy is written.
+
+    Safe to run twice, or concurrently: each batch takes the subscribers still without a copy.
+    """
+    issue = NewsletterIssue.objects.filter(pk=issue_id).first()
+    if issue is None or issue.status != NewsletterIssue.Status.SENDING:
+        return True
+    rendered = _render_issue(issue)
+    deadline = time.monotonic() + seconds
+    while send_issue_batch(issue_id=issue_id, batch_size=batch_size, rendered=rendered):
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
+def articles_to_offer(*, limit=3):
+    """The newest live articles no issue features yet: offered as one-click drafts."""
+    return (
+        Article.objects.published()
+        .filter(newsletter_issues__isnull=True)
+        .order_by("-published_at")[:limit]
+    )
+
+
+def draft_issue_from_article(*, article):
+    """A draft announcing `article`: its title as subject, its summary, the article as a card."""
+    with transaction.atomic():
+        issue = save_issue(
+            issue=NewsletterIssue(subject=article.title[:150], body=f"{article.summary}\n")
+        )
+        issue.featured_articles.set([article])
+    return issue
+
+
+def erase_subscribers(*, subscribers):
+    """Erase people from the newsletter: their row, consent record, deliveries and the copies
+    in the outbox (which hold their address). Each issue keeps their copies in its counts.
+
+    Returns how many people were erased.
+    """
+    with transaction.atomic():
+        # Locked first, so a fan-out batch that holds one of them finishes before we count.
+        ids = list(
+            Subscriber.objects.select_for_update()
+            .filter(pk__in=subscribers.values("pk"))
+            .values_list("pk", flat=True)
+        )
+        deliveries = Delivery.objects.filter(subscriber__in=ids)
+        buckets = {
+            OutgoingEmail.State.SENT: "erased_sent",
+            OutgoingEmail.State.FAILED: "erased_failed",
+        }
+        counted = deliveries.values("issue", "email__state").order_by().annotate(n=Count("pk"))
+        for row in counted:
+            field = buckets.get(row["email__state"], "erased_unsent")
+            NewsletterIssue.objects.filter(pk=row["issue"]).update(**{field: F(field) + row["n"]})
+        email_ids = list(deliveries.values_list("email", flat=True))
+        deliveries.delete()
+        OutgoingEmail.objects.filter(pk__in=email_ids).delete()
+        Subscriber.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
+EXPORT_FIELDS = [
+    "email",
+    "status",
+    "signed_up_at",
+    "confirmed_at",
+    "unsubscribed_at",
+    "consent_text",
+    "consent_at",
+    "consent_page",
+    "consent_ip",
+]
+
+
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote."""
+    if value is None:
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
+def write_subscribers_csv(*, subscribers, out):
+    """Write `subscribers` as CSV to the file-like `out`: address, status, dates, consent."""
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_FIELDS)
+    for row in subscribers.order_by("pk").values_list(*EXPORT_FIELDS).iterator(chunk_size=2000):
+        writer.writerow([spreadsheet_safe(value) for value in row])

@@ -156,6 +156,9 @@ def celery_worker(django_db_setup, django_db_blocker, mail_dir):
     # worker from one, can take this session's tasks. It consumes both, as production does.
     queue = app.conf.task_default_queue = f"clinic-test-{uuid.uuid4().hex[:12]}"
     bulk_queue = app.conf.bulk_queue = f"{queue}-bulk"
+    # Tasks the worker itself publishes (a newsletter's fan-out queues its sends) go to
+    # this session's bulk queue too, not to a "bulk" nobody here consumes.
+    worker_env["CELERY_BULK_QUEUE"] = bulk_queue
     name = f"{queue}@localhost"
     log = open(mail_dir.parent / f"{mail_dir.name}-worker.log", "w")  # noqa: SIM115
     command = [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--pool=solo"]
