@@ -5,20 +5,28 @@ a new address from a known one, and the view answers every sign-up the same way,
 time (NEWSLETTER_SIGNUP_SECONDS).
 """
 
+import csv
 import ipaddress
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
-from clinic.mail import queue_templated_email
+from articles.models import Article
+from articles.rendering import render_markdown
+from clinic.mail import queue_email, queue_templated_email, write_bulk_emails
+from clinic.models import OutgoingEmail
 
-from .models import Subscriber
+from .models import Delivery, NewsletterIssue, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -216,29 +224,16 @@ def resend_confirmation(*, subscriber, now=None):
 def purge_unconfirmed(*, now=None):
     """Delete sign-ups never confirmed within 30 days; returns how many."""
     now = now or timezone.now()
-    deleted, _ = Subscriber.objects.never_confirmed_since(now - PURGE_AFTER).delete()
+    # Through erase: someone who once received issues keeps counting in them.
+    deleted = erase_subscribers(
+        subscribers=Subscriber.objects.never_confirmed_since(now - PURGE_AFTER)
+    )
     if deleted:
         logger.info("Purged %s unconfirmed newsletter sign-up(s)", deleted)
     return deleted
 
 
 # --- Issues (campaigns): write, preview, test, fan out, erase -----------------------------
-# Appended below the sign-up services while both halves are built at once; the imports
-# belong at the top and move there when the two halves are tidied together.
-import csv  # noqa: E402
-import time  # noqa: E402
-
-from django.db.models import Count, Exists, F, OuterRef  # noqa: E402
-from django.template.loader import render_to_string  # noqa: E402
-from django.utils.html import escape  # noqa: E402
-
-from articles.models import Article  # noqa: E402
-from articles.rendering import render_markdown  # noqa: E402
-from clinic.mail import queue_email, write_bulk_emails  # noqa: E402
-from clinic.models import OutgoingEmail  # noqa: E402
-
-from .models import Delivery, NewsletterIssue  # noqa: E402
-
 # Subscribers written per transaction: one INSERT of outbox rows and one of deliveries each.
 FAN_OUT_BATCH = 500
 # A fan-out task hands over to a fresh one after this long, well inside its time limit.
@@ -484,6 +479,10 @@ def erase_subscribers(*, subscribers):
         email_ids = list(deliveries.values_list("email", flat=True))
         deliveries.delete()
         OutgoingEmail.objects.filter(pk__in=email_ids).delete()
+        for pk in ids:  # their confirmation emails hold the address too
+            OutgoingEmail.objects.filter(
+                idempotency_key__startswith=f"newsletter:confirm:{pk}:"
+            ).delete()
         Subscriber.objects.filter(pk__in=ids).delete()
     return len(ids)
 

@@ -258,3 +258,10 @@ def test_the_worker_sends_the_confirmation_and_the_link_confirms(client, clinic,
     assert any("Confirm your subscription" in subject for subject in subjects)
     assert client.post(confirm_link("worker@example.com")).status_code == 200
     assert Subscriber.objects.get().status == "confirmed"
+
+
+def test_purging_and_erasing_leave_no_copy_of_the_address_in_the_outbox(clinic):
+    services.subscribe(email="old@example.com", now=timezone.now() - timedelta(days=31))
+    assert OutgoingEmail.objects.filter(to=["old@example.com"]).exists()
+    assert services.purge_unconfirmed() == 1
+    assert not OutgoingEmail.objects.filter(to=["old@example.com"]).exists()
