@@ -8,6 +8,7 @@ wrong stops start-up with one line naming the variable.
 
 import re
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -94,6 +95,9 @@ INSTALLED_APPS = [
     "simple_history",
     "csp",
     "phonenumber_field",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "clinic",
     "articles",
     "booking",
@@ -107,12 +111,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks request.user verified when the session was signed in with a second factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Turns django-ratelimit's refusal into RATELIMIT_VIEW's friendly 429 page.
     "django_ratelimit.middleware.RatelimitMiddleware",
+    # Last, as django-axes asks: turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "clinic.urls"
@@ -269,6 +277,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# django-axes checks for a lockout before any password is compared.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Staff accounts -------------------------------------------------------------
+# Two-factor sign-in (TOTP) for the admin: required in production, off on the embedded
+# default so `make run`'s demo login works with a password alone.
+STAFF_REQUIRE_2FA = _bool("STAFF_REQUIRE_2FA", default=not DEBUG)
+# The issuer an authenticator app shows next to the code.
+OTP_TOTP_ISSUER = _site.hostname
+# Wrong codes slow the next try down (1 s, 2 s, 4 s... doubling), so a known password
+# does not let anyone run through the million codes.
+OTP_TOTP_THROTTLE_FACTOR = 1
+# django-axes locks a sign-in after 5 failures in a row for 15 minutes. It locks the pair
+# (username, client address), not the username alone: an attacker could otherwise lock
+# every staff member out from everywhere by guessing at their names; and not the address
+# alone, or one colleague's typos would lock out everyone behind the clinic's router.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address as the proxy sets it, as the booking rate limit reads it.
+AXES_CLIENT_IP_CALLABLE = "clinic.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "clinic.auth.locked_out"
+# Masked in what axes stores and logs of a form (the password always is), the code too.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
+
 
 # --- Internationalisation -------------------------------------------------------
 LANGUAGE_CODE = "en-us"

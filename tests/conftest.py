@@ -292,6 +292,13 @@ def _generous_booking_rate_limit(settings):
     settings.NEWSLETTER_SIGNUP_SECONDS = 0  # the timing test sets its own floor
 
 
+@pytest.fixture(autouse=True)
+def _password_only_admin(settings):
+    # Tests sign staff in with force_login (no second factor), as on the embedded default,
+    # whatever DEBUG was at import; tests/clinic/test_staff_accounts.py turns 2FA on itself.
+    settings.STAFF_REQUIRE_2FA = False
+
+
 @pytest.fixture
 def booking_rules(db):
     from booking.models import BookingRules
