@@ -7,12 +7,14 @@ Only POSTs write, through booking.services.
 """
 
 import calendar
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.validators import slug_re
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -31,6 +33,7 @@ from .forms import CancelForm, DetailsForm
 from .models import Appointment, BookingRules, Service, Therapist
 
 ANY = "any"
+PUBLIC_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 NEARBY_DAYS = 3
 
 
@@ -72,7 +75,8 @@ def _private(response):
 def _source_article(request):
     """The published article named by ?from= (or the form's `source`); None if not one."""
     slug = request.POST.get("source") or request.GET.get("from") or ""
-    if not slug or len(slug) > 200:
+    # Only a slug's characters reach the query: PostgreSQL refuses a NUL in a string.
+    if len(slug) > 200 or not slug_re.match(slug):
         return None
     return Article.objects.published().filter(slug=slug).only("pk", "slug", "title").first()
 
@@ -433,7 +437,8 @@ def details(request, service, therapist, day, at):
 
 
 def _appointment_by_token(token):
-    if len(token) > 64:
+    # Tokens are URL-safe base64 (new_public_token): anything else names no appointment.
+    if len(token) > 64 or not PUBLIC_TOKEN.fullmatch(token):
         raise Http404
     return get_object_or_404(
         Appointment.objects.select_related("service", "therapist"), public_token=token
@@ -597,6 +602,18 @@ def reschedule_time(request, token, day):
 @ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
 def reschedule_confirm(request, token, day, at):
     appointment = _managed(token)
+    # A day outside the booking window is refused first: year 1 or 9999 has no UTC instant.
+    problem = _day_problem(day, BookingRules.current(), timezone.now())
+    if problem:
+        return _private(
+            _unavailable(
+                request,
+                problem,
+                status=400,
+                back_url=reverse("booking:reschedule", args=[token]),
+                back_label=_("Back to the calendar"),
+            )
+        )
     start = datetime.combine(day, at, tzinfo=services.clinic_zone()).astimezone(UTC)
     if request.method == "POST":
         try:
