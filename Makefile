@@ -82,3 +82,29 @@ bench: $(STAMP)
 	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/booking.py
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/newsletter.py
 	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/newsletter.py
+
+# Backups of the PostgreSQL database DATABASE_URL names (postgres://...), in pg_dump's custom
+# format. `make backup` writes var/backups/clinic-<UTC time>.dump, or BACKUP=path; the file
+# holds patients' data, so only its owner may read it. `make restore BACKUP=path` replaces
+# everything in DATABASE_URL's database with the file's contents, in one transaction.
+# Recipes are not echoed: DATABASE_URL may carry a password.
+.PHONY: backup restore
+BACKUP_DIR := var/backups
+
+backup:
+	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
+		*) echo "make backup: set DATABASE_URL to the PostgreSQL database (postgres://...)" >&2; exit 2;; esac
+	@file="$${BACKUP:-$(BACKUP_DIR)/clinic-$$(date -u +%Y%m%dT%H%M%SZ).dump}"; \
+		mkdir -p "$$(dirname "$$file")" && umask 077 && \
+		{ pg_dump --format=custom --no-owner --no-acl --dbname="$$DATABASE_URL" --file="$$file.partial" \
+			|| { rm -f "$$file.partial"; exit 1; }; } && \
+		mv "$$file.partial" "$$file" && echo "Backed up to $$file"
+
+restore:
+	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
+		*) echo "make restore: set DATABASE_URL to the PostgreSQL database (postgres://...)" >&2; exit 2;; esac
+	@test -n "$$BACKUP" || { echo "make restore: name the file: make restore BACKUP=$(BACKUP_DIR)/clinic-....dump" >&2; \
+		ls -1t $(BACKUP_DIR)/*.dump 2>/dev/null | head -5 >&2; exit 2; }
+	@test -f "$$BACKUP" || { echo "make restore: there is no file $$BACKUP" >&2; exit 2; }
+	@pg_restore --clean --if-exists --no-owner --no-acl --single-transaction --exit-on-error \
+		--dbname="$$DATABASE_URL" "$$BACKUP" && echo "Restored $$BACKUP"
