@@ -23,7 +23,7 @@ settings.register_profile(
 
 
 @pytest.fixture
-def world(seeded, booking_rules, service, therapist, at, client):
+def world(seeded, booking_rules, service, therapist, at):
     """The clinic as `make run` loads it, plus Maria's 60-minute massage and one booking."""
     from booking.services import Patient, book_appointment
 
