@@ -310,9 +310,13 @@ def mark_attendance(*, appointments, status, now=None):
     if status not in (Appointment.Status.COMPLETED, Appointment.Status.NO_SHOW):
         raise ValueError(f"Not an attendance status: {status}")
     with transaction.atomic():
+        # Locked by id: the admin's queryset may join nullable relations, which PostgreSQL
+        # cannot lock.
         eligible = list(
-            appointments.select_for_update().filter(
-                status=Appointment.Status.CONFIRMED, starts_at__lte=now
+            Appointment.objects.select_for_update().filter(
+                pk__in=list(appointments.values_list("pk", flat=True)),
+                status=Appointment.Status.CONFIRMED,
+                starts_at__lte=now,
             )
         )
         Appointment.objects.filter(pk__in=[a.pk for a in eligible]).update(status=status)
