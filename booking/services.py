@@ -723,8 +723,8 @@ def erase_patient(*, email, now=None):
     stay in the schedule under no name, and its reminder would go nowhere. Staff cancel it
     first. Returns (appointments anonymised, newsletter subscriptions removed, emails deleted).
     """
-    from newsletter import services as newsletter_services
     from newsletter.models import Subscriber
+    from newsletter.services import erase_subscribers
 
     now = now or timezone.now()
     with transaction.atomic():
@@ -735,14 +735,10 @@ def erase_patient(*, email, now=None):
                 _("This patient has a visit ahead: cancel it before erasing their data.")
             )
         anonymised = _anonymise(appointments)
-        subscribers = Subscriber.objects.filter(email__iexact=email.strip())
         # The newsletter's own erasure keeps each issue's figures true and removes the
-        # copies it sent; a plain delete (deliveries cascade) where it does not exist yet.
-        erase_subscribers = getattr(newsletter_services, "erase_subscribers", None)
-        if erase_subscribers is not None:
-            unsubscribed = erase_subscribers(subscribers=subscribers)
-        else:
-            unsubscribed = subscribers.count()
-            subscribers.delete()
+        # copies it sent.
+        unsubscribed = erase_subscribers(
+            subscribers=Subscriber.objects.filter(email__iexact=email.strip())
+        )
         emails, _counts = OutgoingEmail.objects.filter(pk__in=_patient_emails(email)).delete()
     return anonymised, unsubscribed, emails
