@@ -1,10 +1,12 @@
 from datetime import timedelta
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -137,12 +139,27 @@ class ArticleAdmin(SimpleHistoryAdmin):
         services.record_sources(article=form.instance)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        """Reverting also brings back that version's topics and references."""
-        response = super().history_form_view(request, object_id, version_id, extra_context)
-        if request.method == "POST" and response.status_code == 302:
-            version = Article.history.get(id=object_id, history_id=version_id)
-            services.restore_sources(article=Article.objects.get(pk=object_id), version=version)
-        return response
+        """Reverting is one service in one transaction (services.revert_article): the
+        version's fields, topics and references come back together or not at all."""
+        if not all(str(part).isascii() and str(part).isdigit() for part in (object_id, version_id)):
+            raise Http404
+        if request.method != "POST" or "_change_history" in request.POST:
+            return super().history_form_view(request, object_id, version_id, extra_context)
+        version = get_object_or_404(Article.history, id=object_id, history_id=version_id)
+        article = version.instance
+        article._state.adding = False
+        if not self.has_change_history_permission(request, article) or self.revert_disabled(
+            request, article
+        ):
+            raise PermissionDenied
+        form = self.get_form(request, article)(request.POST, request.FILES, instance=article)
+        if not form.is_valid():  # shown again with its errors, as simple-history does
+            return super().history_form_view(request, object_id, version_id, extra_context)
+        article = self.save_form(request, form, change=True)
+        article._history_user = request.user
+        services.revert_article(article=article, version=version, save_m2m=form.save_m2m)
+        self.log_change(request, article, self.construct_change_message(request, form, []))
+        return self.response_change(request, article)
 
     def save_model(self, request, obj, form, change):
         obj._history_user = request.user

@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from simple_history.models import HistoricalRecords
 
+from clinic.images import sanitise_upload
+
 WORDS_PER_MINUTE = 200
 
 
@@ -184,11 +186,20 @@ class Article(models.Model):
     def __str__(self):
         return self.title
 
+    def save(self, *args, **kwargs):
+        # Through save_article the upload is already a clean copy; this guards any other path.
+        sanitise_upload(self.hero_image)
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self):
         return reverse("articles:detail", kwargs={"slug": self.slug})
 
     def clean(self):
         errors = {}
+        try:
+            sanitise_upload(self.hero_image)
+        except ValidationError as error:
+            errors["hero_image"] = error.messages
         if self.hero_image and not self.hero_alt.strip():
             errors["hero_alt"] = "Describe the image for readers who cannot see it."
         if self.status == self.Status.PUBLISHED and not self.published_at:

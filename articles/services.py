@@ -1,9 +1,15 @@
 """Saving, publishing and unpublishing articles."""
 
+from functools import partial
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from .images import make_renditions
+from clinic.images import CleanImage
+
+from . import images
 from .models import Article, ArticleRedirect, Reference, Topic
 from .rendering import render_markdown
 
@@ -13,12 +19,16 @@ def save_article(*, article):
     """Validate and save `article`: render its body once, keep its old address working.
 
     A published article whose slug changes leaves an ArticleRedirect behind, so old
-    links answer 301 instead of 404.
+    links answer 301 instead of 404. A new hero image is re-encoded without metadata
+    (in `full_clean`); it and its sizes are written only once the transaction commits, so
+    a save that rolls back leaves no files, and the sizes it replaces are removed then.
     """
     previous = None
     if article.pk:
         previous = (
-            Article.objects.filter(pk=article.pk).values("slug", "status", "hero_image").first()
+            Article.objects.filter(pk=article.pk)
+            .values("slug", "status", "hero_image", "hero_renditions")
+            .first()
         )
     article.body_html = render_markdown(article.body)
     article.full_clean()
@@ -31,18 +41,67 @@ def save_article(*, article):
         ArticleRedirect.objects.update_or_create(
             old_slug=previous["slug"], defaults={"article": article}
         )
-    hero_changed = article.hero_image and (
-        previous is None
-        or previous["hero_image"] != article.hero_image.name
-        or not article.hero_renditions
+    upload = _take_new_hero(article)
+    old_sizes = (previous or {}).get("hero_renditions") or {}
+    same_hero = previous is not None and previous["hero_image"] == article.hero_image.name
+    if article.hero_image and same_hero and images.sizes_belong_to(old_sizes, article.pk):
+        article.hero_renditions = old_sizes  # a version restored without its sizes
+    needs_sizes = upload is not None or (
+        article.hero_image and not images.sizes_belong_to(article.hero_renditions, article.pk)
     )
-    if not article.hero_image:
+    if needs_sizes or not article.hero_image:
         article.hero_renditions = {}
     article.save()
-    if hero_changed:
-        article.hero_renditions = make_renditions(article.hero_image)
-        Article.objects.filter(pk=article.pk).update(hero_renditions=article.hero_renditions)
+    if needs_sizes:
+        transaction.on_commit(
+            partial(
+                _write_hero_files,
+                article_pk=article.pk,
+                name=article.hero_image.name,
+                data=upload,
+                replaced=images.size_names(old_sizes),
+            ),
+            robust=True,
+        )
+    elif not article.hero_image and old_sizes:
+        transaction.on_commit(partial(images.delete_files, images.size_names(old_sizes)))
     return article
+
+
+def _take_new_hero(article):
+    """The bytes of a new hero upload (re-encoded by `full_clean`), leaving only its name
+    on `article` so that saving the row writes no file; None when the hero is not new."""
+    hero = article.hero_image
+    # `_committed` is how Django's FileField itself tells a new upload from a stored file.
+    if not hero or hero._committed or not isinstance(hero.file, CleanImage):
+        return None
+    hero.file.seek(0)
+    data = hero.file.read()
+    article.hero_image = Article.hero_image.field.generate_filename(article, hero.name)
+    return data
+
+
+def _write_hero_files(*, article_pk, name, data, replaced):
+    """After commit: store a new hero original (`data`), make its sizes, record them and
+    delete the sizes they replace (`replaced`, and any written since)."""
+    if data is not None:
+        stored = default_storage.save(name, ContentFile(data))
+        if stored != name:
+            raise RuntimeError(f"Hero image {name} was stored as {stored}")
+    sizes = images.make_renditions(article_pk=article_pk, name=name, data=data)
+    with transaction.atomic():
+        row = (
+            Article.objects.select_for_update()
+            .filter(pk=article_pk)
+            .values("hero_image", "hero_renditions")
+            .first()
+        )
+        if row is None or row["hero_image"] != name:
+            stale = images.size_names(sizes)  # the article moved on (or went) meanwhile
+        else:
+            Article.objects.filter(pk=article_pk).update(hero_renditions=sizes)
+            stale = replaced | images.size_names(row["hero_renditions"])
+    images.delete_files(stale - images.size_names(sizes))
 
 
 def sources_of(article):
@@ -83,6 +142,28 @@ def restore_sources(*, article, version):
         Reference(article=article, **reference) for reference in snapshot.get("references", [])
     )
     record_sources(article=article)
+
+
+@transaction.atomic
+def revert_article(*, article, version, save_m2m=None):
+    """Put `article` back as `version` of it had it: fields, topics and references at once.
+
+    `article` carries the version's fields as staff confirmed them on the revert page, and
+    `save_m2m` (the admin form's) saves that page's topics; the version's recorded topics
+    and references then go back over them. One transaction, under the article's row lock:
+    a failure at any step leaves the article as it was, without a new version.
+    """
+    if version.id != article.pk:
+        raise ValueError(f"Version {version.history_id} is not a version of article {article.pk}")
+    Article.objects.select_for_update().get(pk=article.pk)
+    save_article(article=article)
+    if save_m2m is not None:
+        save_m2m()
+    if version.sources_snapshot:
+        restore_sources(article=article, version=version)
+    else:
+        record_sources(article=article)  # a version older than snapshots keeps today's
+    return article
 
 
 def _locked(articles):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
+from clinic.images import sanitise_upload
 from clinic.models import WeeklyInterval
 
 
@@ -106,9 +107,21 @@ class Therapist(models.Model):
     def __str__(self):
         return self.name
 
+    def save(self, *args, **kwargs):
+        # A new photo is stored as a re-encoded copy: the camera's metadata (GPS) never is.
+        sanitise_upload(self.photo)
+        super().save(*args, **kwargs)
+
     def clean(self):
+        errors = {}
+        try:
+            sanitise_upload(self.photo)
+        except ValidationError as error:
+            errors["photo"] = error.messages
         if self.photo and not self.photo_alt.strip():
-            raise ValidationError({"photo_alt": _("Describe the photo for screen readers.")})
+            errors["photo_alt"] = _("Describe the photo for screen readers.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class WorkingHours(WeeklyInterval):

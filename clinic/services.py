@@ -1,15 +1,21 @@
-"""Reading the clinic's profile through the cache, and dropping it when staff edit it."""
+"""Reading the clinic's profile through the cache, and dropping it when staff edit it.
+
+The cache is optional (clinic.cache): with Redis down or hanging, every read is a miss and
+the profile comes from the database, so pages stay up.
+"""
 
 from django.core.cache import cache
 
 from .models import ClinicProfile, OpeningHours
 
 PROFILE_CACHE_KEY = "clinic:profile:v1"
-PROFILE_CACHE_SECONDS = 60 * 60
+# Short, because dropping the copy can fail: an edit saved while Redis is unreachable shows
+# at most this long after Redis is back (a few queries every five minutes is nothing).
+PROFILE_CACHE_SECONDS = 5 * 60
 
 
 def get_clinic_profile():
-    """The clinic's profile with hours and upcoming closures loaded, cached for an hour.
+    """The clinic's profile with hours and upcoming closures loaded, cached for five minutes.
 
     Returns None while no profile exists (a fresh database before load_content).
     """

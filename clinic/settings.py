@@ -190,16 +190,39 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss"):
     _fail("REDIS_URL", "must start with redis:// or rediss://")
 
+# Seconds to wait for Redis (cache, health check, broker) to connect or answer. Redis
+# answers in a millisecond; one that takes longer is treated as down, so a page never
+# waits on it (the cache becomes a miss, a published email waits for the sweep).
+REDIS_TIMEOUT = _read("REDIS_TIMEOUT", env.float, default=0.2)
+if not 0 < REDIS_TIMEOUT <= 5:
+    _fail("REDIS_TIMEOUT", "must be a number of seconds above 0 and at most 5 (e.g. 0.2)")
+
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache, but Redis down or hanging is a logged miss, not a 500.
+            "BACKEND": "clinic.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="clinic"),
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT,
+                "socket_timeout": REDIS_TIMEOUT,
+            },
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Longest a whole public page is kept for anonymous visitors (clinic.pagecache); saving
+# anything it shows retires it at once. 0 turns the page cache off.
+PAGE_CACHE_SECONDS = _read("PAGE_CACHE_SECONDS", env.int, default=600)
+if PAGE_CACHE_SECONDS < 0:
+    _fail("PAGE_CACHE_SECONDS", "must be a number of seconds, 0 or more (0 turns it off)")
+# The rate limits count in the cache: with the cache unreachable a patient may still book
+# or sign up (limits pause) rather than every POST being refused.
+RATELIMIT_FAIL_OPEN = True
+# Sessions (staff only) live in the database: they survive a Redis outage, and a log-out
+# during one cannot be undone by a stale cached copy when Redis returns (cached_db could).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL) or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
@@ -216,16 +239,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_TASK_TIME_LIMIT = 60
-# A broker that is down must not hang the request that queued the task: give up
-# quickly, the outbox sweep re-queues the work later.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
+# A broker that is down or hanging must not stall the request that queued the task: each
+# try is bounded by REDIS_TIMEOUT to connect and to send; one immediate retry (a pooled
+# connection gone stale after a Redis restart), then the outbox sweep republishes.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": REDIS_TIMEOUT,
+    "socket_timeout": REDIS_TIMEOUT,
 }
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Bulk mail (newsletters) is published to its own queue so it never delays a booking
 # confirmation on the default queue ("celery"); workers consume both: -Q celery,bulk.

@@ -44,20 +44,42 @@ def _check_database():
 def _check_redis():
     import redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    client = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_connect_timeout=settings.REDIS_TIMEOUT,
+        socket_timeout=settings.REDIS_TIMEOUT,
+        retry=None,  # one try: the check answers within REDIS_TIMEOUT, never hangs
+    )
     try:
         client.ping()
     finally:
         client.close()
 
 
+def _check_broker():
+    from .celery import app
+
+    # The broker's own timeouts (CELERY_BROKER_TRANSPORT_OPTIONS) bound this; no retries.
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=0)
+        if connection.transport_cls in ("redis", "rediss"):
+            connection.default_channel.client.ping()
+
+
 @never_cache
 @require_safe
 def health(request):
-    """JSON status of the database and (when configured) Redis: 200 all up, 503 otherwise."""
+    """JSON status of the database, Redis and a separate broker: 200 all up, 503 otherwise.
+
+    Each check is bounded by short timeouts (REDIS_TIMEOUT), so a hanging Redis makes this
+    answer 503 quickly instead of hanging the load balancer's probe.
+    """
     checks = {"database": _check_database}
     if settings.REDIS_URL:
         checks["redis"] = _check_redis
+    broker = settings.CELERY_BROKER_URL
+    if not settings.CELERY_TASK_ALWAYS_EAGER and broker != settings.REDIS_URL:
+        checks["broker"] = _check_broker
     results = {}
     for name, check in checks.items():
         try:

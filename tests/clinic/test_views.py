@@ -92,14 +92,15 @@ def test_unknown_address_gets_the_styled_404(client, seeded):
 
 
 def test_health_reports_database_ok(client, settings):
-    settings.REDIS_URL = ""
+    settings.REDIS_URL = ""  # the embedded default: no Redis, no broker
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
 
 
 def test_health_is_503_when_redis_is_down(client, settings):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "ok", "redis": "down"}
