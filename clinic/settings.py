@@ -105,6 +105,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: one log line for every response, whichever middleware made it.
+    "clinic.logging.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -413,10 +415,36 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# --- Logs -----------------------------------------------------------------------
+# One JSON line per request and per task on stdout (clinic.logging): no query strings,
+# tokens, email addresses, phone numbers or intake answers; a client's error is one line.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    _fail("LOG_LEVEL", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "formatters": {"json": {"()": "clinic.logging.JSONFormatter"}},
+    "filters": {"client_errors": {"()": "clinic.logging.ClientErrorFilter"}},
+    "handlers": {
+        "stdout": {
+            "class": "clinic.logging.StdoutHandler",
+            "formatter": "json",
+            "filters": ["client_errors"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's own handlers (console in DEBUG, mail to ADMINS, runserver's lines) go:
+        # everything reaches the one handler above, and its filter and formatter.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        # Queries carry their parameters, and a template's DEBUG lines print its whole
+        # context (a patient's booking): never logged, even with LOG_LEVEL=DEBUG.
+        "django.db.backends": {"level": "INFO"},
+        "django.template": {"level": "INFO"},
+        # Celery's "received" and "succeeded: <result>" lines: the task line replaces them.
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+    },
 }

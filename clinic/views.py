@@ -1,10 +1,11 @@
 """Site-wide pages: home, health check, robots.txt."""
 
 import logging
+import re
 
 from django.conf import settings
 from django.db import connections
-from django.http import HttpResponse, HttpResponseServerError, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.templatetags.static import static
@@ -13,7 +14,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
+from articles.images import SIZE_NAME, size_names
 from articles.models import Article
+from booking.models import Therapist
 
 from .seo import clinic_jsonld
 from .services import get_clinic_profile
@@ -103,10 +106,56 @@ def server_error(request):
         return HttpResponseServerError(render_to_string("500.html"))
 
 
+# A name as the site's uploads are stored. Anything else (too long, "..", NUL, slashes sent
+# encoded, another folder) is a 404 before the filesystem or the database sees it.
+MEDIA_NAME = re.compile(r"(?:articles/hero/(?:sizes/[0-9]{1,18}/)?|therapists/)[\w-][\w.-]{0,99}")
+
+
+def _media_audience(path, *, staff):
+    """Whom the uploaded file `path` may be shown to: "public", "staff" or None (a 404).
+
+    The database decides, as it does for the pages: a hero's sizes while its article is
+    live, a bookable therapist's photo. A draft's sizes and every hero original (pages
+    show only the sizes) are for staff; files nothing points at any more, for no one.
+    """
+    if not MEDIA_NAME.fullmatch(path) or ".." in path:
+        return None
+    if path.startswith("therapists/"):
+        therapist = Therapist.objects.filter(photo=path).first()
+        if therapist is None or not (therapist.is_active or staff):
+            return None
+        return "public" if therapist.is_active else "staff"
+    if match := SIZE_NAME.fullmatch(path):
+        article = Article.objects.filter(pk=int(match["pk"])).first()
+        if article is None or path not in size_names(article.hero_renditions):
+            return None
+        if article.is_live():
+            return "public"
+        return "staff" if staff else None
+    # An original, of any version (staff open them when reverting): never looked up for
+    # the public, so a stranger's guesses cost no query.
+    if staff and Article.history.filter(hero_image=path).exists():
+        return "staff"
+    return None
+
+
 @require_safe
 def media(request, path):
-    """Uploaded files (article images): few and small, so the site serves them itself."""
-    return serve(request, path, document_root=settings.MEDIA_ROOT)
+    """Uploaded images, served by the site itself (few and small) to whom may see them.
+
+    Checking at each request, rather than moving files on publish, keeps one address per
+    image: it answers 404 to the public while its article is a draft (or scheduled, or
+    taken down) and 200 from the moment the article is live, with no step to forget.
+    """
+    audience = _media_audience(path, staff=request.user.is_staff)
+    if audience is None:
+        raise Http404
+    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    # A public image may be cached a while; one only staff may see, not at all.
+    response["Cache-Control"] = (
+        "public, max-age=3600" if audience == "public" else "private, no-store"
+    )
+    return response
 
 
 @require_safe
