@@ -51,6 +51,13 @@ worker: $(STAMP)
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} DEBUG=$${DEBUG:-true} \
 		$(PY) -m celery -A clinic worker --beat -Q celery,$${CELERY_BULK_QUEUE:-bulk} --loglevel=info
 
+# The site as in production, on this machine: DEBUG off, PostgreSQL (clinic_serve, created,
+# migrated and loaded if missing), Redis, collectstatic, gunicorn, the worker and one beat,
+# started together; Ctrl-C stops them all (scripts/serve.py; the environment overrides).
+.PHONY: serve
+serve: $(STAMP)
+	$(PY) scripts/serve.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -354,8 +354,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+# Uploads. Several app servers must share them: mount MEDIA_ROOT on shared storage (NFS, a
+# cloud file share), or name another Django storage class and its options (JSON).
+MEDIA_STORAGE_BACKEND = env.str(
+    "MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+).strip()
+if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", MEDIA_STORAGE_BACKEND):
+    _fail("MEDIA_STORAGE_BACKEND", "must be a dotted path to a storage class")
+MEDIA_STORAGE_OPTIONS = _read("MEDIA_STORAGE_OPTIONS", env.json, default={})
+if not isinstance(MEDIA_STORAGE_OPTIONS, dict):
+    _fail("MEDIA_STORAGE_OPTIONS", 'must be a JSON object, e.g. {"location": "/srv/media"}')
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": MEDIA_STORAGE_OPTIONS},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
