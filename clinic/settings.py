@@ -113,6 +113,10 @@ MIDDLEWARE = [
     # Above anything that answers from a cache (its answers get the header too) and above
     # sessions, CSRF and messages (a response that sets their cookies is personal).
     "clinic.middleware.CacheControlMiddleware",
+    # Whole public pages for anonymous visitors, before sessions, CSRF or any query.
+    "clinic.pagecache.PageCacheMiddleware",
+    # Inside the page cache, so a hit is stored trimmed and compressed (never with a secret).
+    "clinic.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -187,7 +191,9 @@ else:
         "OPTIONS": SQLITE_OPTIONS,
         "TEST": SQLITE_TEST,
     }
-_db.setdefault("CONN_MAX_AGE", _read("CONN_MAX_AGE", env.int, default=0))
+# Connections outlive a request in production (a new PostgreSQL connection costs more than
+# most pages); the health check replaces one the server dropped meanwhile.
+_db.setdefault("CONN_MAX_AGE", _read("CONN_MAX_AGE", env.int, default=0 if DEBUG else 60))
 _db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

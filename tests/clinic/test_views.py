@@ -76,8 +76,9 @@ def test_staff_edits_to_the_profile_show_at_once_despite_the_cache(client, seede
 
 
 def test_profile_is_read_from_the_cache_after_the_first_page(
-    client, seeded, django_assert_num_queries
+    client, seeded, django_assert_num_queries, settings
 ):
+    settings.PAGE_CACHE_SECONDS = 0  # the view's own queries, not a page cache hit
     client.get("/")
     with django_assert_num_queries(2):  # the latest articles and their topics, nothing else
         client.get("/")

@@ -1,0 +1,217 @@
+"""Whole public pages served from the cache to anonymous visitors.
+
+A shared article can bring a thousand visitors in an hour; they all see the same page, so
+the second one should cost a cache read, not a render. PageCacheMiddleware sits just after
+WhiteNoise: a hit answers before sessions, CSRF, URL resolution or any query.
+
+What may be stored (all must hold):
+- a GET or HEAD with no session or messages cookie (staff and anyone with a flash message
+  always get a fresh page);
+- a 200 from a view named in CACHEABLE_VIEWS: home, the articles (list, topic, detail,
+  feeds), sitemap, robots.txt and the newsletter page. Never a booking step (availability
+  is live), never a page about one visitor;
+- a response that sets no cookie, carries no CSRF token and does not say private or
+  no-store (a staff preview says private).
+
+Entries are keyed by scheme, host, path and query and by the encoding the client accepts
+(gzip or not: the compressed body is stored, so a hit does no compression either).
+
+Invalidation: every entry is tagged with the cache's version, a random token read when the
+request began; saving or deleting anything a public page shows (articles, topics, authors,
+references, the clinic's profile, hours and closures, services, therapists) replaces the
+token, at once and again after commit, so an entry rendered from the old rows is never
+served again, on any worker. Entries also expire on their own at the next local midnight
+(the footer shows today's closures) and when the next scheduled article goes live.
+
+The cache is optional: with Redis down a read is a miss and the page is rendered.
+"""
+
+import hashlib
+import logging
+import re
+import uuid
+from datetime import datetime, time, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Min
+from django.http import HttpResponse
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "pagecache:version"
+CACHEABLE_VIEWS = frozenset(
+    {
+        "home",
+        "robots",
+        "sitemap",
+        "articles:list",
+        "articles:topic",
+        "articles:detail",
+        "articles:rss",
+        "articles:atom",
+        "newsletter:signup",
+    }
+)
+# Paths that can lead to a cacheable view: anything else is not even looked up, so a
+# booking step pays no cache round trip.
+_CANDIDATE = re.compile(r"^/(?:articles/.*|newsletter/|robots\.txt|sitemap\.xml)?$")
+_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+_PRIVATE = re.compile(r"\b(?:private|no-store)\b", re.IGNORECASE)
+_SKIPPED_HEADERS = frozenset({"set-cookie"})
+MESSAGES_COOKIE = "messages"
+
+
+def bump_version():
+    """Retire every cached page: the next request for each renders it again."""
+    try:
+        cache.set(VERSION_KEY, uuid.uuid4().hex, None)
+    except Exception:  # noqa: BLE001  # the cache is optional: entries expire by themselves
+        logger.warning("Could not retire cached pages", exc_info=True)
+
+
+def retire_pages(**kwargs):
+    """Signal receiver: retire cached pages now and again once the transaction commits.
+
+    Now, so no request in between serves the old page; after commit, so a page rendered
+    from the old rows while the transaction was open is not kept either.
+    """
+    bump_version()
+    transaction.on_commit(bump_version)
+
+
+def _seconds_to_live(now):
+    """How long a page rendered `now` stays true: capped by midnight and scheduled articles."""
+    from articles.models import Article
+
+    seconds = settings.PAGE_CACHE_SECONDS
+    local = timezone.localtime(now)
+    midnight = timezone.make_aware(
+        datetime.combine(local.date() + timedelta(days=1), time.min), local.tzinfo
+    )
+    seconds = min(seconds, (midnight - now).total_seconds())
+    next_live = (
+        Article.objects.filter(status=Article.Status.PUBLISHED, published_at__gt=now)
+        .aggregate(first=Min("published_at"))
+        .get("first")
+    )
+    if next_live is not None:
+        seconds = min(seconds, (next_live - now).total_seconds())
+    return int(seconds)
+
+
+def _key(request):
+    encoding = "gzip" if _ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")) else "-"
+    address = f"{request.scheme}://{request.META.get('HTTP_HOST', '')}{request.get_full_path()}"
+    return (
+        f"pagecache:{encoding}:{hashlib.md5(address.encode(), usedforsecurity=False).hexdigest()}"
+    )
+
+
+def _is_candidate(request):
+    if request.method not in ("GET", "HEAD") or not settings.PAGE_CACHE_SECONDS:
+        return False
+    cookies = request.COOKIES
+    if settings.SESSION_COOKIE_NAME in cookies or MESSAGES_COOKIE in cookies:
+        return False
+    return "HTTP_AUTHORIZATION" not in request.META and bool(_CANDIDATE.match(request.path_info))
+
+
+def _storable(request, response):
+    match = getattr(request, "resolver_match", None)
+    if response.status_code != 200 or response.streaming or match is None:
+        return False
+    if match.view_name not in CACHEABLE_VIEWS or response.cookies:
+        return False
+    if _PRIVATE.search(response.get("Cache-Control", "")):
+        return False
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return False
+    # A form's CSRF token is for one visitor: a page with one must never be shared.
+    return b"csrfmiddlewaretoken" not in response.content
+
+
+class PageCacheMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not _is_candidate(request):
+            return self.get_response(request)
+        key = _key(request)
+        try:
+            found = cache.get_many([VERSION_KEY, key])
+            version = found.get(VERSION_KEY)
+            if version is None:
+                cache.add(VERSION_KEY, uuid.uuid4().hex, None)
+                version = cache.get(VERSION_KEY)
+        except Exception:  # noqa: BLE001  # the cache is optional: render the page
+            logger.warning("Page cache unavailable", exc_info=True)
+            found, version = {}, None
+        entry = found.get(key)
+        if entry is not None and version is not None and entry[0] == version:
+            return self._replay(entry)
+        response = self.get_response(request)
+        if version is not None and _storable(request, response):
+            self._store(key, version, response)
+        response["X-Page-Cache"] = "miss"
+        return response
+
+    @staticmethod
+    def _replay(entry):
+        _version, status, headers, content = entry
+        response = HttpResponse(content, status=status)
+        for name, value in headers:
+            response[name] = value
+        response["X-Page-Cache"] = "hit"
+        return response
+
+    @staticmethod
+    def _store(key, version, response):
+        try:
+            seconds = _seconds_to_live(timezone.now())
+            if seconds <= 0:
+                return
+            headers = [
+                (name, value)
+                for name, value in response.items()
+                if name.lower() not in _SKIPPED_HEADERS
+            ]
+            cache.set(key, (version, response.status_code, headers, response.content), seconds)
+        except Exception:  # noqa: BLE001  # the cache is optional
+            logger.warning("Could not store a page in the cache", exc_info=True)
+
+
+# Models whose rows a cached page shows; saving or deleting one retires every page.
+SHOWN_ON_PUBLIC_PAGES = (
+    "articles.Article",
+    "articles.Topic",
+    "articles.Author",
+    "articles.Reference",
+    "articles.ArticleRedirect",
+    "clinic.ClinicProfile",
+    "clinic.OpeningHours",
+    "clinic.Closure",
+    "booking.Service",
+    "booking.Therapist",
+)
+
+
+def connect_signals():
+    """Retire cached pages whenever staff change anything a public page shows."""
+    from django.apps import apps
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+
+    for label in SHOWN_ON_PUBLIC_PAGES:
+        model = apps.get_model(label)
+        post_save.connect(retire_pages, sender=model, dispatch_uid=f"pagecache:save:{label}")
+        post_delete.connect(retire_pages, sender=model, dispatch_uid=f"pagecache:delete:{label}")
+        for field in model._meta.local_many_to_many:
+            m2m_changed.connect(
+                retire_pages,
+                sender=field.remote_field.through,
+                dispatch_uid=f"pagecache:m2m:{label}.{field.name}",
+            )
