@@ -10,8 +10,9 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clinic
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 TEST_ENV := SECRET_KEY=insecure-key-for-tests-only SITE_URL=http://127.0.0.1:8000
 BOOTSTRAP_VERSION := 5.3.9
+PURGECSS_VERSION := 8.0.0
 
-.PHONY: run test test-embedded test-services worker lint format vendor clean bench
+.PHONY: run test test-embedded test-services worker lint format vendor clean bench lighthouse
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -67,13 +68,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Refresh the self-hosted Bootstrap from the npm package (needs npm; the result is committed).
-vendor:
+# Refresh the self-hosted Bootstrap from the npm package (needs npm; the result is committed),
+# keeping only the rules our templates use (PurgeCSS, purgecss.config.cjs).
+vendor: $(STAMP)
 	rm -rf var/vendor && mkdir -p var/vendor static/vendor/bootstrap
 	cd var/vendor && npm pack --silent bootstrap@$(BOOTSTRAP_VERSION) && tar xzf bootstrap-$(BOOTSTRAP_VERSION).tgz
-	cp var/vendor/package/dist/css/bootstrap.min.css static/vendor/bootstrap/
+	cd var/vendor && npm install --silent --no-audit --no-fund --no-save -E purgecss@$(PURGECSS_VERSION)
+	CRISPY_TEMPLATES="$$($(PY) -c 'import crispy_bootstrap5, pathlib; print(pathlib.Path(crispy_bootstrap5.__file__).parent / "templates")')" \
+		var/vendor/node_modules/.bin/purgecss --config purgecss.config.cjs \
+		--css var/vendor/package/dist/css/bootstrap.min.css --output static/vendor/bootstrap/
 	cp var/vendor/package/LICENSE static/vendor/bootstrap/LICENSE
-	echo "Bootstrap $(BOOTSTRAP_VERSION), compiled CSS from the npm package 'bootstrap' (make vendor)." > static/vendor/bootstrap/VERSION
+	echo "Bootstrap $(BOOTSTRAP_VERSION), compiled CSS from the npm package 'bootstrap', only the rules the site uses (PurgeCSS $(PURGECSS_VERSION), make vendor)." > static/vendor/bootstrap/VERSION
 	sed -i '/sourceMappingURL/d' static/vendor/bootstrap/bootstrap.min.css
 
 clean:
@@ -89,6 +94,7 @@ bench: $(STAMP)
 	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/booking.py
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/newsletter.py
 	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/newsletter.py
+	$(PY) bench/http_bench.py
 
 # Backups of the PostgreSQL database DATABASE_URL names (postgres://...), in pg_dump's custom
 # format. `make backup` writes var/backups/clinic-<UTC time>.dump, or BACKUP=path; the file
@@ -115,3 +121,11 @@ restore:
 	@test -f "$$BACKUP" || { echo "make restore: there is no file $$BACKUP" >&2; exit 2; }
 	@pg_restore --clean --if-exists --no-owner --no-acl --single-transaction --exit-on-error \
 		--dbname="$$DATABASE_URL" "$$BACKUP" && echo "Restored $$BACKUP"
+
+# Lighthouse on the home page, the calf article and every booking step (needs npm and
+# Chromium; lighthouse is installed into var/lighthouse, which git ignores).
+LIGHTHOUSE_VERSION := 12.2.3
+lighthouse: $(STAMP)
+	test -x var/lighthouse/node_modules/.bin/lighthouse || { mkdir -p var/lighthouse && \
+		cd var/lighthouse && npm install --silent --no-audit --no-fund --no-save -E lighthouse@$(LIGHTHOUSE_VERSION); }
+	CHROME_PATH=$${CHROME_PATH:-/usr/bin/chromium} $(PY) bench/lighthouse.py
