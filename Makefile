@@ -74,7 +74,7 @@ vendor: $(STAMP)
 	rm -rf var/vendor && mkdir -p var/vendor static/vendor/bootstrap
 	cd var/vendor && npm pack --silent bootstrap@$(BOOTSTRAP_VERSION) && tar xzf bootstrap-$(BOOTSTRAP_VERSION).tgz
 	cd var/vendor && npm install --silent --no-audit --no-fund --no-save -E purgecss@$(PURGECSS_VERSION)
-	CRISPY_TEMPLATES="$$($(PY) -c 'import crispy_bootstrap5, pathlib; print(pathlib.Path(crispy_bootstrap5.__file__).parent / "templates")')" \
+	SITE_PACKAGES="$$($(PY) -c 'import django, pathlib; print(pathlib.Path(django.__file__).parent.parent)')" \
 		var/vendor/node_modules/.bin/purgecss --config purgecss.config.cjs \
 		--css var/vendor/package/dist/css/bootstrap.min.css --output static/vendor/bootstrap/
 	cp var/vendor/package/LICENSE static/vendor/bootstrap/LICENSE
