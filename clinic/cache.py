@@ -32,6 +32,19 @@ class ResilientRedisCacheClient(RedisCacheClient):
     def __init__(self, servers, **options):
         super().__init__(servers, **options)
         self._key = tuple(servers)
+        self._clients = {}
+
+    def get_client(self, key=None, *, write=False):
+        # Django builds a new redis.Redis for every call, and redis-py fills a table of 170
+        # response callbacks each time: a third of a cached page's cost. One per pool will
+        # do (it is thread-safe; the connections come from the pool either way).
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            client = self._clients[index] = self._client(
+                connection_pool=self._get_connection_pool(write)
+            )
+        return client
 
     def _call(self, miss, method, *args):
         """Run `method`, or answer `miss` while Redis is down or after it fails."""
