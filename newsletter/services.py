@@ -83,8 +83,12 @@ def confirm_url(subscriber):
 
 
 def unsubscribe_token(subscriber):
-    """Never expires: an unsubscribe link must work in a years-old email."""
-    return signing.dumps({"s": subscriber.pk}, salt=UNSUBSCRIBE_SALT)
+    """Never expires: an unsubscribe link must work in a years-old email.
+
+    Signed without a timestamp, so a person's link is the same in every email (and in the
+    List-Unsubscribe header) however often it is made.
+    """
+    return signing.Signer(salt=UNSUBSCRIBE_SALT).sign_object({"s": subscriber.pk})
 
 
 def unsubscribe_url(subscriber):
@@ -145,9 +149,12 @@ def subscribe(*, email, page="", ip=None, now=None):
         subscriber.save()
 
 
-def _subscriber_for(token, *, salt, max_age=None):
+def _subscriber_for(token, *, salt, max_age=None, timestamped=True):
     try:
-        payload = signing.loads(token, salt=salt, max_age=max_age)
+        if timestamped:
+            payload = signing.loads(token, salt=salt, max_age=max_age)
+        else:
+            payload = signing.Signer(salt=salt).unsign_object(token)
     except signing.SignatureExpired:
         raise
     except signing.BadSignature as exc:
@@ -175,7 +182,7 @@ def subscriber_for_confirm_link(token):
 def subscriber_for_unsubscribe_link(token):
     if len(token) > 300:
         raise BadLink
-    return _subscriber_for(token, salt=UNSUBSCRIBE_SALT)
+    return _subscriber_for(token, salt=UNSUBSCRIBE_SALT, timestamped=False)
 
 
 def confirm_subscription(*, subscriber, now=None):

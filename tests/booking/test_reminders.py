@@ -270,7 +270,7 @@ def test_the_task_run_twice_and_concurrently_delivers_one_reminder_each(
     # The sentinel's send was queued after both task runs; once everything queued has been
     # sent, a second reminder would have been delivered too.
     delivered(expected=len(due) + 1)
-    assert wait_for(lambda: not OutgoingEmail.objects.exclude(state="sent").exists())
+    assert wait_for(lambda: not OutgoingEmail.objects.exclude(state="sent").exists(), timeout=60)
     subjects = delivered(expected=len(due) + 1)
     assert len([s for s in subjects if s.startswith("Reminder")]) == len(due)
     assert sorted(reminders().values_list("idempotency_key", flat=True)) == sorted(

@@ -362,12 +362,6 @@ def test_article_search_and_paging_survive_anything(web, world, q, topic, page):
     assert state() == before
 
 
-# The media view is being reworked (originals and drafts' images no longer public): until
-# that lands, an over-long or NUL-bearing path still 500s there (File name too long).
-@pytest.mark.xfail(
-    reason="clinic.views.media: over-long and NUL paths 500 until the media rework lands",
-    strict=False,
-)
 @HOSTILE
 @given(path=hostile)
 @example(path="a" * 256)

@@ -265,3 +265,9 @@ def test_purging_and_erasing_leave_no_copy_of_the_address_in_the_outbox(clinic):
     assert OutgoingEmail.objects.filter(to=["old@example.com"]).exists()
     assert services.purge_unconfirmed() == 1
     assert not OutgoingEmail.objects.filter(to=["old@example.com"]).exists()
+
+
+def test_a_persons_unsubscribe_link_is_the_same_in_every_email(confirmed):
+    first = services.unsubscribe_url(confirmed)
+    with time_machine.travel(timezone.now() + timedelta(days=40)):
+        assert services.unsubscribe_url(confirmed) == first
