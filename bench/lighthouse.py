@@ -69,18 +69,22 @@ def book_one():
 def audit(name, path):
     report = WORK / "lighthouse" / f"{name}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            str(LIGHTHOUSE),
-            f"http://127.0.0.1:{SITE_PORT}{path}",
-            "--output=json",
-            f"--output-path={report}",
-            f"--chrome-flags={CHROME_FLAGS}",
-            "--quiet",
-        ],
-        env={**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH", "/usr/bin/chromium")},
-        check=True,
-    )
+    # Lighthouse now and then fails to record a trace (NO_NAVSTART): one more try then.
+    for attempt in (1, 2):
+        done = subprocess.run(
+            [
+                str(LIGHTHOUSE),
+                f"http://127.0.0.1:{SITE_PORT}{path}",
+                "--output=json",
+                f"--output-path={report}",
+                f"--chrome-flags={CHROME_FLAGS}",
+                "--quiet",
+            ],
+            env={**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH", "/usr/bin/chromium")},
+            check=attempt == 2,
+        )
+        if done.returncode == 0:
+            break
     data = json.loads(report.read_text())
     scores = [round((data["categories"][c]["score"] or 0) * 100) for c in CATEGORIES]
     weight = int(data["audits"]["total-byte-weight"]["numericValue"])
