@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -13,7 +14,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from booking.models import Appointment
 
 from . import services
-from .models import Article, ArticleRedirect, Author, Reference, Topic
+from .models import Article, ArticleRedirect, ArticleTranslation, Author, Reference, Topic
 from .rendering import cited_numbers
 
 BOOKINGS_30_DAYS = "Booked in the last 30 days (not counting cancelled)"
@@ -46,9 +47,24 @@ def with_booking_counts(articles, *, now):
     )
 
 
+# The bodies of the versions in other languages, as posted with the same change form.
+_TRANSLATION_BODY = re.compile(r"^translations-(\d+)-body$")
+
+
+def _posted_translation_bodies(data):
+    """The bodies of the other-language versions posted beside the references (not deleted)."""
+    return [
+        value
+        for key, value in data.items()
+        if (match := _TRANSLATION_BODY.match(key))
+        and not data.get(f"translations-{match.group(1)}-DELETE")
+    ]
+
+
 class ReferenceFormSet(BaseInlineFormSet):
     def clean(self):
-        """Every [@N] in the body must have a reference N in the list below it."""
+        """Every [@N] in the body, and in each version in another language, must have a
+        reference N in the list below it: all versions cite the same list."""
         super().clean()
         if any(self.errors):
             return
@@ -64,6 +80,16 @@ class ReferenceFormSet(BaseInlineFormSet):
                 "Add it below, or fix the marker.",
                 params={"cited": ", ".join(f"[@{n}]" for n in missing)},
             )
+        cited_elsewhere = set()
+        for body in _posted_translation_bodies(self.data):
+            cited_elsewhere |= cited_numbers(body)
+        missing = sorted(cited_elsewhere - positions)
+        if missing:
+            raise ValidationError(
+                "A version in another language cites %(cited)s but the list has no such "
+                "reference. Add it below, or fix the marker.",
+                params={"cited": ", ".join(f"[@{n}]" for n in missing)},
+            )
 
 
 class ReferenceInline(admin.StackedInline):
@@ -71,6 +97,16 @@ class ReferenceInline(admin.StackedInline):
     formset = ReferenceFormSet
     extra = 0
     fields = [("position", "year"), "authors", "title", "source", ("doi", "url")]
+
+
+class TranslationInline(admin.StackedInline):
+    """The article in Spanish, written beside the English; it shares the references above."""
+
+    model = ArticleTranslation
+    extra = 0
+    max_num = len(ArticleTranslation._meta.get_field("language").choices)
+    fields = ["language", "status", "title", "summary", "body", "updated_at"]
+    readonly_fields = ["updated_at"]
 
 
 class ReviewDueFilter(admin.SimpleListFilter):
@@ -106,7 +142,7 @@ class ArticleAdmin(SimpleHistoryAdmin):
     date_hierarchy = "published_at"
     prepopulated_fields = {"slug": ["title"]}
     filter_horizontal = ["topics"]
-    inlines = [ReferenceInline]
+    inlines = [ReferenceInline, TranslationInline]
     actions = ["publish", "unpublish"]
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
@@ -133,6 +169,15 @@ class ArticleAdmin(SimpleHistoryAdmin):
     @admin.display(description="topics")
     def topic_list(self, obj):
         return ", ".join(topic.name for topic in obj.topics.all())
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ArticleTranslation:
+            return super().save_formset(request, form, formset, change)
+        for translation in formset.save(commit=False):
+            services.save_translation(translation=translation)
+        for translation in formset.deleted_objects:
+            translation.delete()
+        return None
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -1,4 +1,5 @@
-"""The first article and its topics, loaded by `manage.py load_content` (safe to run again)."""
+"""The first article, its Spanish version and its topics, loaded by `manage.py load_content`
+(safe to run again: what exists is left as staff made it)."""
 
 from datetime import date, datetime
 from pathlib import Path
@@ -8,8 +9,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .models import Article, ArticleRedirect, Author, Reference, Topic
-from .services import record_sources, save_article
+from .models import Article, ArticleRedirect, ArticleTranslation, Author, Reference, Topic
+from .services import record_sources, save_article, save_translation
 
 CONTENT_DIR = Path(__file__).resolve().parent / "content"
 # Dates in the content are the clinic's wall-clock times (settings.TIME_ZONE).
@@ -38,6 +39,18 @@ CALF_ARTICLE = {
     "last_reviewed": date(2026, 11, 24),
     "next_review_due": date(2027, 11, 24),
     "topics": ["low-back-pain", "calf-and-soleus", "trigger-points", "posture-and-gait"],
+    # Written afresh for Spanish-speaking patients, with the same facts and references.
+    "translations": {
+        "es": {
+            "title": "¿Sus pantorrillas tensas son la causa oculta de su dolor de espalda baja?",
+            "summary": (
+                "Unas pantorrillas tensas pueden cambiar su postura y cargar la espalda baja. "
+                "Sepa qué papel tiene el músculo sóleo, qué hábitos lo empeoran y cómo puede "
+                "ayudar el masaje."
+            ),
+            "body_file": "calf-muscles-low-back-pain.es.md",
+        },
+    },
     "references": [
         {
             "authors": "Janda V",
@@ -81,13 +94,19 @@ def clinic_author():
 
 @transaction.atomic
 def load_article_content():
-    """Create the topics and the calf article if missing; returns how many articles were added."""
+    """Create the topics, the calf article and its versions in other languages if missing;
+    returns how many articles were added."""
     topics = {}
     for name, slug, description in TOPICS:
         topics[slug], _ = Topic.objects.get_or_create(
             slug=slug, defaults={"name": name, "description": description}
         )
-    spec = CALF_ARTICLE
+    added = _load_article(CALF_ARTICLE, topics)
+    _load_translations(CALF_ARTICLE)
+    return added
+
+
+def _load_article(spec, topics):
     # A slug staff changed since leaves a redirect: the article is there, keep their edit.
     if (
         Article.objects.filter(slug=spec["slug"]).exists()
@@ -113,3 +132,40 @@ def load_article_content():
     )
     record_sources(article=article)
     return 1
+
+
+def _load_translations(spec):
+    """Add the article's missing versions in other languages, ready for readers.
+
+    A version staff changed is left alone, and so is one they deleted (an earlier version
+    of the article recorded it): only a language the article never had is added.
+    """
+    article = (
+        Article.objects.filter(slug=spec["slug"]).first()
+        or Article.objects.filter(old_slugs__old_slug=spec["slug"]).first()
+    )
+    if article is None:
+        return
+    had = {
+        item["language"]
+        for snapshot in article.history.values_list("sources_snapshot", flat=True)
+        for item in (snapshot or {}).get("translations", [])
+    }
+    had |= set(article.translations.values_list("language", flat=True))
+    added = False
+    for language, fields in spec["translations"].items():
+        if language in had:
+            continue
+        save_translation(
+            translation=ArticleTranslation(
+                article=article,
+                language=language,
+                title=fields["title"],
+                summary=fields["summary"],
+                body=(CONTENT_DIR / fields["body_file"]).read_text(encoding="utf-8"),
+                status=ArticleTranslation.Status.READY,
+            )
+        )
+        added = True
+    if added:
+        record_sources(article=article)

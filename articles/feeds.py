@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.translation import gettext, gettext_lazy
 
 from clinic.services import get_clinic_profile
 
@@ -11,11 +12,15 @@ from .models import Article
 
 
 class LatestArticlesFeed(Feed):
-    description = "New patient-education articles from the clinic."
+    """The feed in the language of its address (/es/... is Spanish): titles and <language>."""
+
+    description = gettext_lazy("New patient-education articles from the clinic.")
 
     def title(self):
         profile = get_clinic_profile()
-        return f"{profile.name if profile else 'Clinic'}: articles"
+        return gettext("%(clinic)s: articles") % {
+            "clinic": profile.name if profile else gettext("Clinic")
+        }
 
     def link(self):
         return f"{settings.SITE_URL}{reverse('articles:list')}"
@@ -24,13 +29,19 @@ class LatestArticlesFeed(Feed):
         return f"{settings.SITE_URL}{reverse('articles:rss')}"
 
     def items(self):
-        return Article.objects.published().select_related("author").order_by("-published_at")[:20]
+        # Titles and summaries in the feed's language where an article has a ready version.
+        return (
+            Article.objects.published()
+            .select_related("author")
+            .with_translation()
+            .order_by("-published_at")[:20]
+        )
 
     def item_title(self, item):
-        return item.title
+        return item.text.title
 
     def item_description(self, item):
-        return item.summary
+        return item.text.summary
 
     def item_link(self, item):
         return f"{settings.SITE_URL}{item.get_absolute_url()}"

@@ -1,22 +1,43 @@
 """Patient-education articles: topics, authors, references and slug redirects."""
 
 import math
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, models
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from simple_history.models import HistoricalRecords
 
 from clinic.images import sanitise_upload
 
 WORDS_PER_MINUTE = 200
+# Articles are written in English; staff may add a version in each of these languages.
+ORIGINAL_LANGUAGE = "en"
+TRANSLATION_LANGUAGES = [("es", "Spanish")]
+
+
+def page_language(code=None):
+    """The language a page is in ("en", "es"), from `code` or the active one (set by the URL)."""
+    code = code or translation.get_language() or settings.LANGUAGE_CODE
+    return code.split("-")[0].lower()
+
+
+def _words_match(words, fields):
+    """Every word of `words` appears in one of `fields` (word matching, case-insensitive)."""
+    matches = Q()
+    for word in words:
+        any_field = Q()
+        for field in fields:
+            any_field |= Q(**{f"{field}__icontains": word})
+        matches &= any_field
+    return matches
 
 
 class TopicQuerySet(models.QuerySet):
@@ -70,15 +91,51 @@ class ArticleQuerySet(models.QuerySet):
         now = now or timezone.now()
         return self.filter(status=Article.Status.PUBLISHED, published_at__lte=now)
 
-    def for_cards(self):
-        """Everything a list card shows, in a fixed number of queries."""
-        return self.select_related("author").prefetch_related("topics").order_by("-published_at")
+    def for_cards(self, language=None):
+        """Everything a list card shows, in `language` (the page's) where it can, in a fixed
+        number of queries."""
+        return (
+            self.select_related("author")
+            .prefetch_related("topics")
+            .with_translation(language)
+            .order_by("-published_at")
+        )
+
+    def with_translation(self, language=None):
+        """Fetch each article's readable version in `language` (the page's) with the articles,
+        so `Article.text_in` needs no query; nothing to fetch for English, the original."""
+        language = page_language(language)
+        if language == ORIGINAL_LANGUAGE:
+            return self
+        return self.prefetch_related(
+            Prefetch(
+                "translations",
+                queryset=ArticleTranslation.objects.ready().filter(language=language),
+                to_attr="ready_translations",
+            )
+        )
 
     def due_for_review(self, today=None):
         return self.filter(next_review_due__lte=today or timezone.localdate())
 
-    def search(self, text):
-        """Articles matching `text`: ranked full-text search on PostgreSQL, words on SQLite."""
+    def search(self, text, language=None):
+        """Articles matching `text`: ranked full-text search on PostgreSQL, words on SQLite.
+
+        On a page in another language (Spanish), an article is searched in that language's
+        version where it has a readable one, else in English; by words on every database,
+        since the stored PostgreSQL document is English-stemmed.
+        """
+        words = text.split()[:12]
+        language = page_language(language)
+        if language != ORIGINAL_LANGUAGE:
+            versions = ArticleTranslation.objects.ready().filter(
+                article=OuterRef("pk"), language=language
+            )
+            translated = versions.filter(_words_match(words, ["title", "summary", "body"]))
+            return self.filter(
+                Exists(translated)
+                | (~Exists(versions) & _words_match(words, ["title", "summary", "body"]))
+            ).order_by("-published_at")
         if connection.vendor == "postgresql":
             # The weighted document is a stored, GIN-indexed column that only PostgreSQL
             # has (migration 0002), so the model does not declare it.
@@ -91,12 +148,9 @@ class ArticleQuerySet(models.QuerySet):
                 .filter(document=query)
                 .order_by("-rank", "-published_at")
             )
-        matches = Q()
-        for word in text.split()[:12]:
-            matches &= (
-                Q(title__icontains=word) | Q(summary__icontains=word) | Q(body__icontains=word)
-            )
-        return self.filter(matches).order_by("-published_at")
+        return self.filter(_words_match(words, ["title", "summary", "body"])).order_by(
+            "-published_at"
+        )
 
     def related_to(self, article, limit=3):
         """Other live articles ranked by how many topics they share with `article`."""
@@ -239,7 +293,124 @@ class Article(models.Model):
 
     @property
     def reading_minutes(self):
-        return max(1, math.ceil(len(self.body.split()) / WORDS_PER_MINUTE))
+        return reading_minutes(self.body)
+
+    def text_in(self, language=None):
+        """What readers of a page in `language` see: its readable version in that language,
+        else the English original (`ArticleText.is_fallback` then says so).
+
+        Uses the versions `ArticleQuerySet.with_translation` fetched; one query without.
+        """
+        language = page_language(language)
+        version = None
+        if language != ORIGINAL_LANGUAGE:
+            found = getattr(self, "ready_translations", None)
+            if found is None:
+                found = list(self.translations.ready().filter(language=language)[:1])
+            version = found[0] if found else None
+        return ArticleText.of(version or self, requested=language)
+
+    @property
+    def text(self):
+        """The article's text as a page in the active language shows it."""
+        return self.text_in()
+
+
+def reading_minutes(body):
+    return max(1, math.ceil(len(body.split()) / WORDS_PER_MINUTE))
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    """An article's words in one language, as a page shows them."""
+
+    language: str
+    requested: str
+    title: str
+    summary: str
+    body_html: str
+    reading_minutes: int
+
+    @classmethod
+    def of(cls, source, *, requested):
+        return cls(
+            language=getattr(source, "language", ORIGINAL_LANGUAGE),
+            requested=requested,
+            title=source.title,
+            summary=source.summary,
+            body_html=source.body_html,
+            reading_minutes=source.reading_minutes,
+        )
+
+    @property
+    def is_fallback(self):
+        """True when the page asked for another language and shows the English original."""
+        return self.language != self.requested
+
+
+class ArticleTranslationQuerySet(models.QuerySet):
+    def ready(self):
+        """Versions staff marked ready; readers see one only while its article is live."""
+        return self.filter(status=ArticleTranslation.Status.READY)
+
+
+class ArticleTranslation(models.Model):
+    """The article in another language, written by staff beside the English original.
+
+    It shares everything but the words with its article: address (the same slug under the
+    language's prefix), publishing, author, review dates, topics and references, which its
+    [@N] markers cite. Its text is kept in each version of the article (sources_snapshot),
+    so the article's history and revert include it.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft (not shown)"
+        READY = "ready", "Ready (shown while the article is published)"
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="translations")
+    language = models.CharField(max_length=7, choices=TRANSLATION_LANGUAGES, default="es")
+    title = models.CharField(max_length=140)
+    summary = models.CharField(
+        max_length=300, help_text="One or two sentences for cards and search engines."
+    )
+    body = models.TextField(
+        help_text="Markdown. Cite the article's references by number, as in English: [@1]."
+    )
+    body_html = models.TextField(editable=False, blank=True)
+    status = models.CharField(
+        max_length=10,
+        choices=Status.choices,
+        default=Status.DRAFT,
+        help_text="A draft stays hidden; readers of this language see the English original.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ArticleTranslationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["language"]
+        verbose_name = "version in another language"
+        verbose_name_plural = "versions in other languages"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["article", "language"], name="article_translation_one_per_language"
+            ),
+            models.CheckConstraint(
+                condition=Q(language__in=[code for code, _name in TRANSLATION_LANGUAGES]),
+                name="article_translation_known_language",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_language_display()}: {self.title}"
+
+    def get_absolute_url(self):
+        with translation.override(self.language):
+            return self.article.get_absolute_url()
+
+    @property
+    def reading_minutes(self):
+        return reading_minutes(self.body)
 
 
 class Reference(models.Model):

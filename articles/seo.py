@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from clinic.seo import clinic_publisher
 from clinic.services import get_clinic_profile
@@ -14,17 +15,24 @@ def _person(author):
     return person
 
 
-def article_jsonld(article):
+# schema.org's inLanguage for the language of an article's text.
+IN_LANGUAGE = {"en": "en-US", "es": "es-US"}
+
+
+def article_jsonld(article, text=None):
+    """The page's MedicalWebPage; `text` is the article's words as the page shows them
+    (a version in another language, or the English original)."""
+    text = text or article.text_in()
     url = f"{settings.SITE_URL}{article.get_absolute_url()}"
     data = {
         "@context": "https://schema.org",
         "@type": "MedicalWebPage",
         "@id": url,
         "url": url,
-        "name": article.title,
-        "headline": article.title,
-        "description": article.summary,
-        "inLanguage": "en-US",
+        "name": text.title,
+        "headline": text.title,
+        "description": text.summary,
+        "inLanguage": IN_LANGUAGE.get(text.language, text.language),
         "author": _person(article.author),
         "about": [{"@type": "Thing", "name": topic.name} for topic in article.topics.all()],
         "citation": [
@@ -45,16 +53,16 @@ def article_jsonld(article):
                 {
                     "@type": "ListItem",
                     "position": 1,
-                    "name": "Home",
-                    "item": f"{settings.SITE_URL}/",
+                    "name": gettext("Home"),
+                    "item": f"{settings.SITE_URL}{reverse('home')}",
                 },
                 {
                     "@type": "ListItem",
                     "position": 2,
-                    "name": "Articles",
+                    "name": gettext("Articles"),
                     "item": f"{settings.SITE_URL}{reverse('articles:list')}",
                 },
-                {"@type": "ListItem", "position": 3, "name": article.title, "item": url},
+                {"@type": "ListItem", "position": 3, "name": text.title, "item": url},
             ],
         },
     }

@@ -10,7 +10,7 @@ from django.utils import timezone
 from clinic.images import CleanImage
 
 from . import images
-from .models import Article, ArticleRedirect, Reference, Topic
+from .models import Article, ArticleRedirect, ArticleTranslation, Reference, Topic
 from .rendering import render_markdown
 
 
@@ -104,8 +104,23 @@ def _write_hero_files(*, article_pk, name, data, replaced):
     images.delete_files(stale - images.size_names(sizes))
 
 
+def save_translation(*, translation):
+    """Validate and save a version of an article in another language, its body rendered once.
+
+    Its [@N] markers are rendered as the English ones are, so they link to the same
+    numbered references on the page.
+    """
+    translation.body_html = render_markdown(translation.body)
+    translation.full_clean()
+    translation.save()
+    return translation
+
+
+TRANSLATION_FIELDS = ("language", "title", "summary", "body", "status")
+
+
 def sources_of(article):
-    """The article's topics and references as plain data."""
+    """The article's topics, references and versions in other languages as plain data."""
     return {
         "topics": sorted(article.topics.values_list("pk", flat=True)),
         "references": list(
@@ -113,6 +128,7 @@ def sources_of(article):
                 "position", "authors", "year", "title", "source", "doi", "url"
             )
         ),
+        "translations": list(article.translations.order_by("language").values(*TRANSLATION_FIELDS)),
     }
 
 
@@ -132,7 +148,8 @@ def record_sources(*, article):
 
 @transaction.atomic
 def restore_sources(*, article, version):
-    """Put back the topics and references an earlier version of `article` had."""
+    """Put back the topics, references and versions in other languages an earlier version
+    of `article` had (a version recorded before translations existed leaves today's)."""
     snapshot = version.sources_snapshot or {}
     if not snapshot:
         return  # a version older than snapshots: leave today's sources alone
@@ -141,6 +158,15 @@ def restore_sources(*, article, version):
     Reference.objects.bulk_create(
         Reference(article=article, **reference) for reference in snapshot.get("references", [])
     )
+    if "translations" in snapshot:
+        kept = {item["language"]: item for item in snapshot["translations"]}
+        article.translations.exclude(language__in=list(kept)).delete()
+        for language, fields in kept.items():
+            translation = article.translations.filter(language=language).first()
+            translation = translation or ArticleTranslation(article=article)
+            for name in TRANSLATION_FIELDS:
+                setattr(translation, name, fields[name])
+            save_translation(translation=translation)
     record_sources(article=article)
 
 

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from .forms import ArticleSearchForm
-from .models import Article, ArticleRedirect, Topic
+from .models import ORIGINAL_LANGUAGE, Article, ArticleRedirect, ArticleText, Topic, page_language
 from .seo import article_jsonld
 
 PER_PAGE = 10
@@ -35,7 +35,7 @@ def article_list(request):
         if topic:
             articles = articles.filter(topics=topic)
         if query:
-            articles = articles.search(query)
+            articles = articles.search(query, page_language())
     page = _page_of(request, articles)
     return render(
         request,
@@ -64,6 +64,7 @@ def topic_detail(request, slug):
 
 @require_safe
 def article_detail(request, slug):
+    # The same slug in every language: /es/articles/<slug>/ is the Spanish page.
     article = (
         Article.objects.select_related("author", "reviewer", "recommended_service")
         .prefetch_related("topics", "references")
@@ -78,14 +79,18 @@ def article_detail(request, slug):
         if moved and moved.article.is_live():
             return HttpResponsePermanentRedirect(moved.article.get_absolute_url())
         raise Http404("No such article.")
+    text, draft_translation = _text_for(request, article)
+    preview = preview or draft_translation
     response = render(
         request,
         "articles/detail.html",
         {
             "article": article,
+            "text": text,
             "preview": preview,
-            "related": Article.objects.related_to(article),
-            "jsonld": article_jsonld(article),
+            "draft_translation": draft_translation,
+            "related": Article.objects.related_to(article).with_translation(),
+            "jsonld": article_jsonld(article, text),
         },
     )
     if preview:
@@ -93,3 +98,18 @@ def article_detail(request, slug):
         response["Cache-Control"] = "private, no-store"
         response["X-Robots-Tag"] = "noindex"
     return response
+
+
+def _text_for(request, article):
+    """The article's words for this page's language, and whether they are a draft version.
+
+    Readers get the ready version in the page's language, else the English original; staff
+    also see a draft version, as a preview, so they can check it before marking it ready.
+    """
+    language = page_language()
+    if language == ORIGINAL_LANGUAGE or not request.user.is_staff:
+        return article.text_in(language), False
+    version = article.translations.filter(language=language).first()
+    if version is None:
+        return article.text_in(language), False
+    return ArticleText.of(version, requested=language), (version.status != version.Status.READY)

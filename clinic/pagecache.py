@@ -192,6 +192,7 @@ SHOWN_ON_PUBLIC_PAGES = (
     "articles.Author",
     "articles.Reference",
     "articles.ArticleRedirect",
+    "articles.ArticleTranslation",
     "clinic.ClinicProfile",
     "clinic.OpeningHours",
     "clinic.Closure",

@@ -45,6 +45,8 @@ def article_form(author, topic, **overrides):
         "references-0-source": "Rehabilitation of the Spine",
         "references-0-doi": "",
         "references-0-url": "",
+        "translations-TOTAL_FORMS": "0",
+        "translations-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data
