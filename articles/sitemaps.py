@@ -1,4 +1,4 @@
-"""sitemap.xml: static pages, live articles and topics that have live articles."""
+"""sitemap.xml: static pages, live articles and live topics, in English and Spanish."""
 
 from urllib.parse import urlsplit
 
@@ -10,7 +10,15 @@ from .models import Article, Topic
 
 
 class SiteUrlSitemap(Sitemap):
-    """Locations on SITE_URL's host and scheme, whatever host the request came to."""
+    """Locations on SITE_URL's host and scheme, whatever host the request came to.
+
+    Every page is listed in each language (English unprefixed, Spanish under /es/), each
+    entry naming its twins and the English page as x-default.
+    """
+
+    i18n = True
+    alternates = True
+    x_default = True
 
     def get_protocol(self, protocol=None):
         return urlsplit(settings.SITE_URL).scheme

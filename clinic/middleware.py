@@ -6,6 +6,7 @@ lines with one fixed policy, and the site has nothing to configure per view.
 
 from csp.middleware import CSPMiddleware
 from django.conf import settings
+from django.utils import translation
 from django.utils.cache import patch_cache_control
 
 # The site uses none of the browser's powerful features, so it denies them all, to itself
@@ -92,3 +93,25 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         if not report_only and request.path_info.startswith(f"/{settings.ADMIN_URL}"):
             parts.update = {**settings.CONTENT_SECURITY_POLICY_ADMIN, **(parts.update or {})}
         return parts
+
+
+class UrlLanguageMiddleware:
+    """Activates the language named by the path's prefix (/es/...), English without one.
+
+    Django's LocaleMiddleware would fall back to a cookie or Accept-Language for an
+    unprefixed path and add Vary on them; here an address always shows the same page, so
+    the page cache and any shared cache keep one copy per URL. Sits before URL resolution,
+    which reads the active language to match the /es/ prefix.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        language = translation.get_language_from_path(request.path_info)
+        language = language or settings.LANGUAGE_CODE
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)
+        return response

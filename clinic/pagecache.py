@@ -57,7 +57,7 @@ CACHEABLE_VIEWS = frozenset(
 )
 # Paths that can lead to a cacheable view: anything else is not even looked up, so a
 # booking step pays no cache round trip.
-_CANDIDATE = re.compile(r"^/(?:articles/.*|newsletter/|robots\.txt|sitemap\.xml)?$")
+_CANDIDATE = re.compile(r"^/(?:(?:es/)?(?:articles/.*|newsletter/)?|robots\.txt|sitemap\.xml)$")
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 _PRIVATE = re.compile(r"\b(?:private|no-store)\b", re.IGNORECASE)
 _SKIPPED_HEADERS = frozenset({"set-cookie"})

@@ -118,6 +118,8 @@ MIDDLEWARE = [
     # Inside the page cache, so a hit is stored trimmed and compressed (never with a secret).
     "clinic.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language from the URL's prefix alone (not Django's LocaleMiddleware, which guesses).
+    "clinic.middleware.UrlLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -147,6 +149,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
                 "clinic.context_processors.clinic",
             ],
         },
@@ -343,7 +346,12 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
 
 
 # --- Internationalisation -------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# Patients read English or Spanish; staff work in English. The language comes from the URL
+# only (English unprefixed, Spanish under /es/: clinic.middleware.UrlLanguageMiddleware),
+# never from a cookie or Accept-Language, so a page is the same for everyone at its address.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 # The clinic's own time zone, the one place it is named: pages, emails, beat schedules.
 TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles").strip()
 try:

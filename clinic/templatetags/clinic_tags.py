@@ -3,7 +3,9 @@ import json
 from django import template
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.urls import reverse, translate_url
 from django.utils.safestring import mark_safe
+from django.utils.translation import get_language, override
 
 register = template.Library()
 
@@ -24,3 +26,48 @@ def absolute_url(context, path=None):
         request = context.get("request")
         path = request.path if request else "/"
     return f"{settings.SITE_URL}{path}"
+
+
+def _twins(request):
+    """{language code: this page's path in it}, or {} for a page with no twin (admin, 404)."""
+    match = getattr(request, "resolver_match", None) if request else None
+    if match is None:
+        return {}
+    paths = {code: translate_url(request.path_info, code) for code, _name in settings.LANGUAGES}
+    return paths if len(set(paths.values())) == len(paths) else {}
+
+
+@register.simple_tag(takes_context=True)
+def language_alternates(context):
+    """[(hreflang, absolute URL)] for this page in every language, and x-default (English)."""
+    paths = _twins(context.get("request"))
+    if not paths:
+        return []
+    alternates = [(code, f"{settings.SITE_URL}{path}") for code, path in paths.items()]
+    return [*alternates, ("x-default", f"{settings.SITE_URL}{paths[settings.LANGUAGE_CODE]}")]
+
+
+@register.simple_tag(takes_context=True)
+def other_languages(context):
+    """[(code, name, URL)]: this page (query string kept) in each other language.
+
+    A page with no twin (a 404, a page outside the translated site) leads to the other
+    language's home page instead.
+    """
+    request = context.get("request")
+    current = get_language()
+    paths = _twins(request)
+    links = []
+    for code, name in settings.LANGUAGES:
+        if code == current:
+            continue
+        if paths:
+            query = request.META.get("QUERY_STRING", "")
+            url = translate_url(
+                f"{request.path_info}?{query}" if query else request.path_info, code
+            )
+        else:
+            with override(code):
+                url = reverse("home")
+        links.append((code, name, url))
+    return links
