@@ -18,7 +18,7 @@ from django.core.validators import slug_re
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import dateformat, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -61,7 +61,7 @@ def _unavailable(request, message, *, status, back_url=None, back_label=None, ne
 
 
 def _label(start):
-    return dateformat.format(timezone.localtime(start), "l, F j, g:i A")
+    return dateformat.format(timezone.localtime(start), _("l, F j, g:i A"))
 
 
 def _private(response):
@@ -149,7 +149,7 @@ def _month_from(request, today, last_day):
         return None, _("We could not read that month. Pick a day from the calendar.")
     if month < date(today.year, today.month, 1) or month > last_day:
         return None, _("Online booking is open up to %(day)s. Pick a day in that time.") % {
-            "day": dateformat.format(last_day, "F j, Y")
+            "day": dateformat.format(last_day, _("F j, Y"))
         }
     return month, None
 
@@ -245,7 +245,7 @@ def _day_problem(day, rules, now):
     if not slots.is_valid_day(day, rules=engine_rules, now=now, tz=tz):
         last = slots.last_bookable_day(rules=engine_rules, now=now, tz=tz)
         return _("Online booking is open from today up to %(day)s. Pick a day in that time.") % {
-            "day": dateformat.format(last, "F j, Y")
+            "day": dateformat.format(last, _("F j, Y"))
         }
     return None
 
@@ -414,6 +414,7 @@ def details(request, service, therapist, day, at):
             patient=patient,
             submission_key=form.cleaned_data["submission_key"],
             source_article=article,
+            language=translation.get_language(),
             now=now,
         )
     except services.SlotUnavailable as exc:
