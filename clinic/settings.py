@@ -268,6 +268,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Bulk mail (newsletters) is published to its own queue so it never delays a booking
 # confirmation on the default queue ("celery"); workers consume both: -Q celery,bulk.
 CELERY_BULK_QUEUE = env.str("CELERY_BULK_QUEUE", default="bulk").strip() or "bulk"
+# The default queue's name; only tests change it (each run gets its own, worker included).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="celery").strip() or "celery"
 CELERY_BEAT_SCHEDULE = {
     "republish-due-emails": {
         "task": "clinic.tasks.republish_due_emails",

@@ -161,6 +161,8 @@ def celery_worker(django_db_setup, django_db_blocker, mail_dir):
     # Tasks the worker itself publishes (a newsletter's fan-out queues its sends) go to
     # this session's bulk queue too, not to a "bulk" nobody here consumes.
     worker_env["CELERY_BULK_QUEUE"] = bulk_queue
+    # Likewise for the default queue: a reminder the worker writes publishes its send here.
+    worker_env["CELERY_DEFAULT_QUEUE"] = queue
     name = f"{queue}@localhost"
     log = open(mail_dir.parent / f"{mail_dir.name}-worker.log", "w")  # noqa: SIM115
     command = [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--pool=solo"]
