@@ -101,7 +101,9 @@ class UrlLanguageMiddleware:
     Django's LocaleMiddleware would fall back to a cookie or Accept-Language for an
     unprefixed path and add Vary on them; here an address always shows the same page, so
     the page cache and any shared cache keep one copy per URL. Sits before URL resolution,
-    which reads the active language to match the /es/ prefix.
+    which reads the active language to match the /es/ prefix. The thread's language is
+    put back afterwards, so nothing run after a Spanish request (a test's reverse(), the
+    next request's early middleware) inherits it.
     """
 
     def __init__(self, get_response):
@@ -109,9 +111,8 @@ class UrlLanguageMiddleware:
 
     def __call__(self, request):
         language = translation.get_language_from_path(request.path_info)
-        language = language or settings.LANGUAGE_CODE
-        translation.activate(language)
-        request.LANGUAGE_CODE = translation.get_language()
-        response = self.get_response(request)
+        with translation.override(language or settings.LANGUAGE_CODE):
+            request.LANGUAGE_CODE = translation.get_language()
+            response = self.get_response(request)
         response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)
         return response

@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from tests.html import parse
 
@@ -228,6 +229,11 @@ def test_an_english_address_ignores_the_browser_language_and_cookies(site, clien
     assert '<html lang="en"' in response.content.decode()
     vary = {part.strip().lower() for part in response.get("Vary", "").split(",")}
     assert not vary & {"accept-language", "cookie"}
+
+
+def test_a_spanish_request_leaves_no_spanish_behind(site, client):
+    assert client.get("/es/").status_code == 200
+    assert reverse("booking:start") == "/book/"
 
 
 def test_staff_and_machine_addresses_have_no_spanish_twin(site, client):
