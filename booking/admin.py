@@ -80,6 +80,7 @@ class AppointmentAdminForm(forms.ModelForm):
             "patient_email",
             "patient_phone",
             "notes",
+            "language",
             "cancellation_reason",
         ]
 
@@ -208,7 +209,10 @@ class AppointmentAdmin(admin.ModelAdmin):
     readonly_fields = ["intake_answers", "source_article", "created_at", "cancelled_at"]
     fieldsets = [
         (None, {"fields": ["therapist", "service", "starts_at", "status"]}),
-        ("Patient", {"fields": ["patient_name", "patient_email", "patient_phone", "notes"]}),
+        (
+            "Patient",
+            {"fields": ["patient_name", "patient_email", "patient_phone", "notes", "language"]},
+        ),
         (
             "Health intake (staff only)",
             {

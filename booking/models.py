@@ -360,6 +360,10 @@ class Appointment(models.Model):
     intake_pregnant = models.BooleanField(_("pregnant"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     cancellation_reason = models.CharField(_("cancellation reason"), max_length=300, blank=True)
+    # The language the patient booked in: every email to them goes out in it, whoever sends.
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
+    )
 
     objects = AppointmentQuerySet.as_manager()
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from clinic.mail import queue_templated_email
@@ -99,7 +99,15 @@ def free_starts(*, service, therapists, first_day, last_day, now=None, rules=Non
 
 
 def book_appointment(
-    *, service, therapist, start, patient, submission_key=None, source_article=None, now=None
+    *,
+    service,
+    therapist,
+    start,
+    patient,
+    submission_key=None,
+    source_article=None,
+    language=None,
+    now=None,
 ):
     """Book `start` for `patient` with `therapist` (None: whoever offering `service` is free).
 
@@ -108,7 +116,8 @@ def book_appointment(
     confirmation emails are written in the same transaction. A `submission_key` seen before
     returns the appointment it booked instead of booking again (a double-clicked submit).
     On PostgreSQL an exclusion constraint is the guarantee; a violation here is reported
-    as SlotUnavailable like any other lost race.
+    as SlotUnavailable like any other lost race. `language` is the patient's (default
+    English): it is kept with the appointment and every email to them is written in it.
     """
     now = now or timezone.now()
     tz = clinic_zone()
@@ -149,6 +158,7 @@ def book_appointment(
             created_at=now,
             scheduled_at=now,
             source_article=source_article,
+            language=language or settings.LANGUAGE_CODE,
             **{name: patient.intake.get(name) for name in Appointment.INTAKE_FIELDS},
         )
         appointment.full_clean(exclude=["submission_key"])
@@ -330,65 +340,66 @@ def _clinic_address():
     return (profile.email if profile else "") or settings.DEFAULT_FROM_EMAIL
 
 
-def _write_change_emails(appointment, *, cancelled, by_staff):
-    """The patient's notice (with the updated or cancelled .ics) and the clinic's.
+def _links(appointment, language):
+    """The appointment's confirmation and manage links, to its pages in `language`."""
+    with translation.override(language):
+        return {
+            "confirmation_url": confirmation_url(appointment),
+            "manage_url": manage_url(appointment),
+        }
 
-    Must run inside the change's transaction.
+
+def _ics_attachment(appointment, **kwargs):
+    """The .ics in the patient's language (its summary and description are read by them)."""
+    with translation.override(appointment.language):
+        content = appointment_ics(appointment, **kwargs)
+    return {"filename": "appointment.ics", "content": content, "mimetype": "text/calendar"}
+
+
+def _write_change_emails(appointment, *, cancelled, by_staff):
+    """The patient's notice (with the updated or cancelled .ics), in their language, and the
+    clinic's, in English. Must run inside the change's transaction.
     """
-    context = {
-        "appointment": appointment,
-        "cancelled": cancelled,
-        "by_staff": by_staff,
-        "manage_url": manage_url(appointment),
-        "confirmation_url": confirmation_url(appointment),
-    }
+    context = {"appointment": appointment, "cancelled": cancelled, "by_staff": by_staff}
     key = f"booking:change:{appointment.pk}:{appointment.sequence}"
     queue_templated_email(
         to=appointment.patient_email,
         template="booking/cancelled" if cancelled else "booking/moved",
-        context=context,
+        context={**context, **_links(appointment, appointment.language)},
         attachments=[
-            {
-                "filename": "appointment.ics",
-                "content": appointment_ics(
-                    appointment, sequence=appointment.sequence, cancelled=cancelled
-                ),
-                "mimetype": "text/calendar",
-            }
+            _ics_attachment(appointment, sequence=appointment.sequence, cancelled=cancelled)
         ],
         idempotency_key=f"{key}:patient",
+        language=appointment.language,
     )
     queue_templated_email(
         to=_clinic_address(),
         template="booking/clinic_change",
-        context=context,
+        context={**context, **_links(appointment, settings.LANGUAGE_CODE)},
         idempotency_key=f"{key}:clinic",
+        language=settings.LANGUAGE_CODE,
     )
 
 
 def _write_confirmation_emails(appointment):
-    """The patient's confirmation (with the .ics) and the clinic's notice, in the outbox.
+    """The patient's confirmation (with the .ics), in their language, and the clinic's
+    notice, in English, in the outbox.
 
     Must run inside the booking's transaction, so both commit or roll back together.
     """
-    context = {
-        "appointment": appointment,
-        "confirmation_url": confirmation_url(appointment),
-        "manage_url": manage_url(appointment),
-    }
     queue_templated_email(
         to=appointment.patient_email,
         template="booking/confirmation",
-        context=context,
-        attachments=[
-            {
-                "filename": "appointment.ics",
-                "content": appointment_ics(appointment),
-                "mimetype": "text/calendar",
-            }
-        ],
+        context={"appointment": appointment, **_links(appointment, appointment.language)},
+        attachments=[_ics_attachment(appointment)],
+        language=appointment.language,
     )
-    queue_templated_email(to=_clinic_address(), template="booking/clinic_notice", context=context)
+    queue_templated_email(
+        to=_clinic_address(),
+        template="booking/clinic_notice",
+        context={"appointment": appointment, **_links(appointment, settings.LANGUAGE_CODE)},
+        language=settings.LANGUAGE_CODE,
+    )
 
 
 def validate_not_overlapping(*, appointment):
@@ -447,7 +458,8 @@ def _claim_reminder(appointment, now):
 
 
 def _write_reminder_email(appointment, *, now, rules):
-    """The patient's reminder in the outbox: the visit, the manage link, nothing of the intake.
+    """The patient's reminder in the outbox, in their language: the visit, the manage link,
+    nothing of the intake.
 
     The template is given named values, not the appointment, so it cannot reach the intake
     answers. Must run inside the transaction that claimed the reminder, so the mark and the
@@ -461,10 +473,11 @@ def _write_reminder_email(appointment, *, now, rules):
             "starts_at": appointment.starts_at,
             "service": appointment.service,
             "therapist": appointment.therapist,
-            "manage_url": manage_url(appointment),
+            "manage_url": _links(appointment, appointment.language)["manage_url"],
             "can_change": can_change_online(appointment, now=now, rules=rules),
         },
         idempotency_key=f"booking:reminder:{appointment.pk}:{appointment.starts_at.isoformat()}",
+        language=appointment.language,
     )
 
 

@@ -18,7 +18,7 @@ from django.core.validators import slug_re
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import dateformat, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -414,6 +414,7 @@ def details(request, service, therapist, day, at):
             patient=patient,
             submission_key=form.cleaned_data["submission_key"],
             source_article=article,
+            language=translation.get_language(),
             now=now,
         )
     except services.SlotUnavailable as exc:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 from kombu.exceptions import OperationalError
 
 from .models import OutgoingEmail
@@ -95,21 +95,26 @@ def queue_templated_email(
     attachments=None,
     category=Category.TRANSACTIONAL,
     idempotency_key=None,
+    language=None,
 ):
     """Render emails/<template>_subject.txt, _body.txt and (if present) _body.html, then write.
 
     Templates always see `clinic` (the profile) and `site_url` (for absolute links);
-    the caller's context wins where it names the same key.
+    the caller's context wins where it names the same key. `language` ("en", "es") is the
+    reader's: the email is rendered in it, whatever language the sender's request is in
+    (None: the active one). Make the links in `context` under
+    translation.override(language) too, so they lead to pages in that language.
     """
     from .services import get_clinic_profile
 
     context = {"clinic": get_clinic_profile(), "site_url": settings.SITE_URL, **context}
-    subject = render_to_string(f"emails/{template}_subject.txt", context, using="text")
-    body_text = render_to_string(f"emails/{template}_body.txt", context, using="text")
-    try:
-        body_html = render_to_string(f"emails/{template}_body.html", context)
-    except TemplateDoesNotExist:  # the HTML part is optional; a broken one is a bug
-        body_html = ""
+    with translation.override(language or translation.get_language()):
+        subject = render_to_string(f"emails/{template}_subject.txt", context, using="text")
+        body_text = render_to_string(f"emails/{template}_body.txt", context, using="text")
+        try:
+            body_html = render_to_string(f"emails/{template}_body.html", context)
+        except TemplateDoesNotExist:  # the HTML part is optional; a broken one is a bug
+            body_html = ""
     return queue_email(
         to=to,
         subject=subject,

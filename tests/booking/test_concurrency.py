@@ -158,6 +158,7 @@ def test_staff_racing_through_the_admin_add_form_book_once_and_see_a_form_error(
                 "patient_email": f"caller{i}@example.com",
                 "patient_phone": "+12095550142",
                 "notes": "",
+                "language": "en",
                 "cancellation_reason": "",
             },
         )
