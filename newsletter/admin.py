@@ -1,5 +1,6 @@
 """The newsletter for staff: subscribers (view, export, erase) and issues (write, test, send)."""
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -19,8 +20,15 @@ PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: dat
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
-    list_display = ["email", "status", "signed_up_at", "confirmed_at", "unsubscribed_at"]
-    list_filter = ["status", "signed_up_at", "confirmed_at", "unsubscribed_at"]
+    list_display = [
+        "email",
+        "status",
+        "language",
+        "signed_up_at",
+        "confirmed_at",
+        "unsubscribed_at",
+    ]
+    list_filter = ["status", "language", "signed_up_at", "confirmed_at", "unsubscribed_at"]
     search_fields = ["email"]
     date_hierarchy = "signed_up_at"
     actions = ["export_csv", "unsubscribe_selected"]
@@ -31,6 +39,7 @@ class SubscriberAdmin(admin.ModelAdmin):
                 "fields": [
                     "email",
                     "status",
+                    "language",
                     "signed_up_at",
                     "confirmed_at",
                     "unsubscribed_at",
@@ -109,7 +118,7 @@ class NewsletterIssueAdmin(admin.ModelAdmin):
     filter_horizontal = ["featured_articles"]
     change_form_template = "admin/newsletter/newsletterissue/change_form.html"
     change_list_template = "admin/newsletter/newsletterissue/change_list.html"
-    content_fields = ["subject", "body", "featured_articles"]
+    content_fields = ["subject", "body", "subject_es", "body_es", "featured_articles"]
     progress_fields = ["status", "progress", "created_at", "sending_started_at", "sent_at"]
 
     def get_queryset(self, request):
@@ -181,8 +190,10 @@ class NewsletterIssueAdmin(admin.ModelAdmin):
         return issue
 
     def preview_view(self, request, pk):
-        """The issue exactly as it will arrive: the HTML part, or ?part=text for the text."""
-        copy = services.preview_issue(issue=self._issue(request, pk))
+        """The issue exactly as it will arrive: the HTML part, or ?part=text for the text;
+        ?lang=es for the copy Spanish subscribers get."""
+        language = "es" if request.GET.get("lang") == "es" else settings.LANGUAGE_CODE
+        copy = services.preview_issue(issue=self._issue(request, pk), language=language)
         if request.GET.get("part") == "text":
             body = f"Subject: {copy['subject']}\n\n{copy['body_text']}"
             response = HttpResponse(body, content_type="text/plain; charset=utf-8")

@@ -1,5 +1,6 @@
 """The newsletter: subscribers who confirmed by email (double opt-in), issues and deliveries."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
@@ -42,6 +43,11 @@ class Subscriber(models.Model):
         null=True,
         blank=True,
         help_text=_("The address with its last part zeroed: /24 for IPv4, /48 for IPv6."),
+    )
+
+    # The language they signed up in: their confirmation and issues come in it.
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
     )
 
     objects = SubscriberQuerySet.as_manager()
@@ -118,6 +124,14 @@ class NewsletterIssue(models.Model):
         _("body"), help_text=_("Markdown, sanitised as articles are. Keep it short: a few lines.")
     )
     body_html = models.TextField(editable=False, blank=True)
+    # The Spanish version, optional: without one, Spanish subscribers get the English issue.
+    subject_es = models.CharField(_("subject in Spanish"), max_length=150, blank=True)
+    body_es = models.TextField(
+        _("body in Spanish"),
+        blank=True,
+        help_text=_("Leave both Spanish fields empty to send the English issue to everyone."),
+    )
+    body_html_es = models.TextField(editable=False, blank=True)
     featured_articles = models.ManyToManyField(
         "articles.Article",
         related_name="newsletter_issues",
@@ -165,6 +179,10 @@ class NewsletterIssue(models.Model):
     @property
     def is_draft(self):
         return self.status == self.Status.DRAFT
+
+    @property
+    def has_spanish(self):
+        return bool(self.subject_es.strip() and self.body_es.strip())
 
     @property
     def erased_count(self):

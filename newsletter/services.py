@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
@@ -79,7 +79,9 @@ def confirm_token(subscriber):
 
 
 def confirm_url(subscriber):
-    return settings.SITE_URL + reverse("newsletter:confirm", args=[confirm_token(subscriber)])
+    """The confirm page in the subscriber's language."""
+    with translation.override(subscriber.language):
+        return settings.SITE_URL + reverse("newsletter:confirm", args=[confirm_token(subscriber)])
 
 
 def unsubscribe_token(subscriber):
@@ -92,28 +94,33 @@ def unsubscribe_token(subscriber):
 
 
 def unsubscribe_url(subscriber):
-    return settings.SITE_URL + reverse(
-        "newsletter:unsubscribe", args=[unsubscribe_token(subscriber)]
-    )
+    """The unsubscribe page in the subscriber's language."""
+    with translation.override(subscriber.language):
+        return settings.SITE_URL + reverse(
+            "newsletter:unsubscribe", args=[unsubscribe_token(subscriber)]
+        )
 
 
 def _write_confirmation_email(subscriber, now):
-    """Must run in the transaction that records the sign-up."""
+    """In the subscriber's language. Must run in the transaction that records the sign-up."""
     queue_templated_email(
         to=subscriber.email,
         template="newsletter/confirm",
         context={"confirm_url": confirm_url(subscriber), "days": CONFIRM_LINK_MAX_AGE.days},
         idempotency_key=f"newsletter:confirm:{subscriber.pk}:{int(now.timestamp())}",
+        language=subscriber.language,
     )
     subscriber.confirmation_sent_at = now
 
 
-def subscribe(*, email, page="", ip=None, now=None):
+def subscribe(*, email, page="", ip=None, language=None, now=None):
     """Record a sign-up and send the confirmation email when one is due. Returns nothing.
 
     New address: a pending subscriber and a confirmation email. Pending: the email again,
     at most once every 10 minutes. Unsubscribed: starts over as a new sign-up. Confirmed:
     nothing happens. The consent record is refreshed whenever a confirmation goes out.
+    `language` is the sign-up page's (default English): the confirmation and the issues
+    come in it; a sign-up again in the other language switches it.
     """
     now = now or timezone.now()
     email = normalise_email(email)
@@ -122,6 +129,7 @@ def subscribe(*, email, page="", ip=None, now=None):
         "consent_at": now,
         "consent_page": page[:500],
         "consent_ip": truncate_ip(ip),
+        "language": language or settings.LANGUAGE_CODE,
     }
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
@@ -266,6 +274,7 @@ def save_issue(*, issue):
             if stored is not None and not stored.is_draft:
                 raise IssueNotDraft
         issue.body_html = render_markdown(issue.body)
+        issue.body_html_es = render_markdown(issue.body_es) if issue.body_es.strip() else ""
         issue.full_clean()
         issue.save()
     return issue
@@ -276,8 +285,24 @@ def _absolute_links(html):
     return html.replace('href="/', f'href="{settings.SITE_URL}/')
 
 
-def _render_issue(issue):
-    """The issue's subject, text and HTML, rendered once with a mark for the unsubscribe link."""
+def _render_issue(issue, language=None):
+    """The issue's subject, text and HTML in `language`, with a mark for the unsubscribe link.
+
+    Spanish uses the issue's Spanish version; without one it is the English issue.
+    """
+    language = language or settings.LANGUAGE_CODE
+    if language != settings.LANGUAGE_CODE and not (language == "es" and issue.has_spanish):
+        language = settings.LANGUAGE_CODE
+    with translation.override(language):
+        return _render_issue_in_active_language(issue, spanish=language == "es")
+
+
+def _render_issue_versions(issue):
+    """The issue rendered once per language, keyed by language code (the fan-out's copy)."""
+    return {code: _render_issue(issue, code) for code, _name in settings.LANGUAGES}
+
+
+def _render_issue_in_active_language(issue, *, spanish):
     from clinic.services import get_clinic_profile
 
     articles = [
@@ -294,7 +319,9 @@ def _render_issue(issue):
         "clinic": get_clinic_profile(),
         "site_url": settings.SITE_URL,
         "issue": issue,
-        "body_html": _absolute_links(issue.body_html),
+        "subject": issue.subject_es if spanish else issue.subject,
+        "body": issue.body_es if spanish else issue.body,
+        "body_html": _absolute_links(issue.body_html_es if spanish else issue.body_html),
         "articles": articles,
         "unsubscribe_url": _UNSUBSCRIBE_MARK,
     }
@@ -323,12 +350,15 @@ def unsubscribe_headers(link):
     }
 
 
-def preview_issue(*, issue):
-    """The issue as a subscriber will receive it: subject, text and HTML parts.
+def preview_issue(*, issue, language=None):
+    """The issue as a subscriber reading `language` will receive it: subject, text and HTML.
 
     The unsubscribe link points at the newsletter's page: a preview has no subscriber.
     """
-    return _personalised(_render_issue(issue), settings.SITE_URL + reverse("newsletter:signup"))
+    language = language or settings.LANGUAGE_CODE
+    with translation.override(language):
+        signup = settings.SITE_URL + reverse("newsletter:signup")
+    return _personalised(_render_issue(issue, language), signup)
 
 
 def send_test_issue(*, issue, to):
@@ -406,14 +436,15 @@ def send_issue_batch(*, issue_id, batch_size=FAN_OUT_BATCH, rendered=None, now=N
                 status=NewsletterIssue.Status.SENT, sent_at=now
             )
             return 0
-        rendered = rendered or _render_issue(issue)
+        rendered = rendered or _render_issue_versions(issue)
+        english = rendered[settings.LANGUAGE_CODE]
         copies = []
         for subscriber in subscribers:
             link = unsubscribe_url(subscriber)
             copies.append(
                 {
                     "to": subscriber.email,
-                    **_personalised(rendered, link),
+                    **_personalised(rendered.get(subscriber.language, english), link),
                     "headers": unsubscribe_headers(link),
                     "idempotency_key": f"newsletter:issue:{issue.pk}:{subscriber.pk}",
                 }
@@ -434,7 +465,7 @@ def fan_out_issue(*, issue_id, seconds=FAN_OUT_SECONDS, batch_size=FAN_OUT_BATCH
     issue = NewsletterIssue.objects.filter(pk=issue_id).first()
     if issue is None or issue.status != NewsletterIssue.Status.SENDING:
         return True
-    rendered = _render_issue(issue)
+    rendered = _render_issue_versions(issue)
     deadline = time.monotonic() + seconds
     while send_issue_batch(issue_id=issue_id, batch_size=batch_size, rendered=rendered):
         if time.monotonic() > deadline:

@@ -11,6 +11,7 @@ import time
 
 from django.conf import settings
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -44,6 +45,7 @@ def subscribe(request):
             email=form.cleaned_data["email"],
             page=form.cleaned_data["page"],
             ip=request.META.get("REMOTE_ADDR"),
+            language=translation.get_language(),
         )
     # Every sign-up answers alike and takes as long: new, pending, confirmed or a bot.
     remaining = settings.NEWSLETTER_SIGNUP_SECONDS - (time.monotonic() - started)

@@ -226,7 +226,7 @@ def test_each_copy_carries_one_click_unsubscribe_headers_and_footer_link(
 def test_the_fan_out_writes_each_batch_in_a_fixed_number_of_queries(issue, make_subscribers, held):
     make_subscribers(20)
     services.start_sending_issue(issue=issue)
-    rendered = services._render_issue(issue)
+    rendered = services._render_issue_versions(issue)
     with CaptureQueriesContext(connection) as small:
         assert services.send_issue_batch(issue_id=issue.pk, batch_size=5, rendered=rendered) == 5
     with CaptureQueriesContext(connection) as large:
