@@ -220,6 +220,15 @@ def test_spanish_pages_read_in_spanish(site, client):
     assert "Elija un tratamiento" in booking
 
 
+def test_dates_and_hours_read_the_way_each_language_writes_them(site, client):
+    english = client.get("/articles/").content.decode()
+    spanish = client.get("/es/articles/").content.decode()
+    assert re.search(r">[A-Z][a-z]+ \d{1,2}, \d{4}</time>", english)  # November 24, 2026
+    assert re.search(r">\d{1,2} de [a-z]+ de \d{4}</time>", spanish)  # 24 de noviembre de 2026
+    assert "Monday" in english and "9:00 AM" in english
+    assert "Lunes" in spanish and "9:00 a.m." in spanish
+
+
 def test_an_english_address_ignores_the_browser_language_and_cookies(site, client):
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
     response = client.get(
