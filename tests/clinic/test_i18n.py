@@ -88,7 +88,7 @@ def test_the_committed_mo_is_the_po_compiled(gettext_tools, tmp_path):
     }
     assert not stale, (
         f"locale/es/LC_MESSAGES/django.mo disagrees with the .po on {sorted(map(str, stale))[:5]}:"
-        " run `manage.py compilemessages -l es --ignore=.venv` and commit the .mo"
+        " run `manage.py compilemessages -l es` and commit the .mo"
     )
 
 
