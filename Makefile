@@ -129,3 +129,9 @@ lighthouse: $(STAMP)
 	test -x var/lighthouse/node_modules/.bin/lighthouse || { mkdir -p var/lighthouse && \
 		cd var/lighthouse && npm install --silent --no-audit --no-fund --no-save -E lighthouse@$(LIGHTHOUSE_VERSION); }
 	CHROME_PATH=$${CHROME_PATH:-/usr/bin/chromium} $(PY) bench/lighthouse.py
+
+# The default social card (og:image), drawn from the clinic's name, tagline and colours.
+# The PNG is committed; run this after changing any of them.
+.PHONY: social-card
+social-card: $(STAMP)
+	$(PY) scripts/social_card.py

@@ -73,7 +73,9 @@ def test_article_head_has_unique_title_description_canonical_and_social_tags(
     canonical = [link["href"] for link in page.links if link.get("rel") == "canonical"]
     assert canonical == [f"https://clinic.example{CALF}"]
     assert page.meta["og:type"] == "article" and page.meta["og:url"] == canonical[0]
-    assert page.meta["twitter:card"] == "summary"
+    # No hero image: the clinic's card stands in, shown large.
+    assert page.meta["og:image"] == "https://clinic.example/static/img/social-card.png"
+    assert page.meta["twitter:card"] == "summary_large_image"
     feeds = {link.get("type") for link in page.links if link.get("rel") == "alternate"} - {None}
     assert feeds == {"application/rss+xml", "application/atom+xml"}
     assert parse(client.get(reverse("articles:list"))).title != page.title
