@@ -1,6 +1,7 @@
 """The newsletter: subscribers who confirmed by email (double opt-in), issues and deliveries."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
@@ -179,6 +180,14 @@ class NewsletterIssue(models.Model):
     @property
     def is_draft(self):
         return self.status == self.Status.DRAFT
+
+    def clean(self):
+        # Half a Spanish version would silently send the English issue to Spanish readers.
+        if bool(self.subject_es.strip()) != bool(self.body_es.strip()):
+            missing = "body_es" if self.subject_es.strip() else "subject_es"
+            raise ValidationError(
+                {missing: _("Give the Spanish version both a subject and a body, or neither.")}
+            )
 
     @property
     def has_spanish(self):

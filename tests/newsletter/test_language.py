@@ -5,6 +5,8 @@ import re
 import pytest
 from django.conf import settings
 from django.core import mail as django_mail
+from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import translation
 
 from clinic import mail
@@ -106,3 +108,24 @@ def test_without_a_spanish_version_everyone_gets_the_english_issue(
     assert copies["rosa@example.com"].subject == "New evening hours"
     assert "Open until 7 pm" in copies["rosa@example.com"].body_text
     assert not django_mail.outbox  # written to the outbox only: nothing sent by the test
+
+
+def test_half_a_spanish_version_is_refused(clinic):
+    with pytest.raises(ValidationError) as refused:
+        services.save_issue(
+            issue=NewsletterIssue(subject="News", body="Hello.", subject_es="Noticias")
+        )
+    assert "body_es" in refused.value.message_dict
+
+
+def test_staff_preview_the_spanish_copy(client, staff_user, clinic):
+    issue = services.save_issue(
+        issue=NewsletterIssue(subject="News", body="Hello.", subject_es="Noticias", body_es="Hola.")
+    )
+    client.force_login(staff_user)
+    change_url = reverse("admin:newsletter_newsletterissue_change", args=[issue.pk])
+    change = client.get(change_url).content.decode()
+    assert "?lang=es" in change
+    url = reverse("admin:newsletter_issue_preview", args=[issue.pk])
+    text = client.get(url, {"part": "text", "lang": "es"}).content.decode()
+    assert text.startswith("Subject: Noticias") and "Hola." in text
