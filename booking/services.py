@@ -695,6 +695,7 @@ def export_patient_data(*, email):
                 "email": a.patient_email,
                 "phone": str(a.patient_phone),
                 "notes": a.notes,
+                "language": a.language,
                 "intake": {name: getattr(a, name) for name in Appointment.INTAKE_FIELDS},
                 "agreed_to_cancellation_policy_at": _isoformat(a.consented_to_policy_at),
                 "booked_at": _isoformat(a.created_at),
@@ -709,6 +710,7 @@ def export_patient_data(*, email):
         else {
             "email": subscriber.email,
             "status": subscriber.status,
+            "language": subscriber.language,
             "signed_up_at": _isoformat(subscriber.signed_up_at),
             "confirmed_at": _isoformat(subscriber.confirmed_at),
             "unsubscribed_at": _isoformat(subscriber.unsubscribed_at),

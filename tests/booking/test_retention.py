@@ -219,6 +219,7 @@ def test_export_holds_every_appointment_and_the_newsletter_record_of_that_patien
     first = data["appointments"][0]
     assert first["intake"] == YES and first["notes"] == "Left calf"
     assert first["phone"] == "+12095550142" and first["status"] == "confirmed"
+    assert first["language"] == "en" and data["newsletter"]["language"] == "en"
     assert data["newsletter"]["status"] == "confirmed"
     assert data["newsletter"]["consent_text"] == "Send me the newsletter."
     assert "Sam" not in json.dumps(data)
