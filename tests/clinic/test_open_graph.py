@@ -127,3 +127,14 @@ def test_the_404_page_names_no_canonical_address(client, seeded):
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert not [link for link in parse(response).links if link.get("rel") == "canonical"]
+
+
+def test_pages_reached_by_a_private_link_name_no_canonical_address(client, appointment):
+    from booking.services import manage_token
+
+    for path in (
+        reverse("booking:confirmation", args=[appointment.public_token]),
+        reverse("booking:manage", args=[manage_token(appointment)]),
+    ):
+        page = parse(client.get(path))
+        assert not [link for link in page.links if link.get("rel") == "canonical"], path
