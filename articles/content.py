@@ -9,6 +9,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from clinic.content import fill_blank
+
 from .models import Article, ArticleRedirect, ArticleTranslation, Author, Reference, Topic
 from .services import record_sources, save_article, save_translation
 
@@ -26,6 +28,22 @@ TOPICS = [
     ("Trigger points", "trigger-points", "Tight, tender spots in muscle that send pain elsewhere."),
     ("Posture and gait", "posture-and-gait", "How we stand and walk, and what changes it."),
 ]
+
+TOPICS_ES = {
+    "low-back-pain": (
+        "Dolor lumbar",
+        "Por qué duele la zona lumbar, y las causas que están en otra parte.",
+    ),
+    "calf-and-soleus": (
+        "Pantorrilla y sóleo",
+        "Los músculos de la pantorrilla y cómo influyen en la postura y la marcha.",
+    ),
+    "trigger-points": (
+        "Puntos gatillo",
+        "Zonas tensas y sensibles del músculo que envían dolor a otros lugares.",
+    ),
+    "posture-and-gait": ("Postura y marcha", "Cómo nos paramos y caminamos, y qué lo cambia."),
+}
 
 CALF_ARTICLE = {
     "slug": "tight-calf-muscles-low-back-pain",
@@ -101,6 +119,11 @@ def load_article_content():
         topics[slug], _ = Topic.objects.get_or_create(
             slug=slug, defaults={"name": name, "description": description}
         )
+        if slug in TOPICS_ES:
+            name_es, description_es = TOPICS_ES[slug]
+            fill_blank(
+                Topic, topics[slug].pk, {"name_es": name_es, "description_es": description_es}
+            )
     added = _load_article(CALF_ARTICLE, topics)
     _load_translations(CALF_ARTICLE)
     return added

@@ -52,6 +52,8 @@ class Topic(models.Model):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True, help_text="One or two sentences for the topic page.")
+    name_es = models.CharField("name in Spanish", max_length=80, blank=True)
+    description_es = models.TextField("description in Spanish", blank=True)
 
     objects = TopicQuerySet.as_manager()
 

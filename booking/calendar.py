@@ -8,6 +8,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from icalendar import Calendar, Event
 
+from clinic.templatetags.clinic_tags import tr
+
 
 def appointment_uid(appointment):
     """A stable UID that names no database id: the same for every update of the visit."""
@@ -35,7 +37,7 @@ def appointment_ics(appointment, *, sequence=0, cancelled=False):
     event.add(
         "summary",
         _("%(service)s at %(clinic)s")
-        % {"service": appointment.service.name, "clinic": clinic_name or _("the clinic")},
+        % {"service": tr(appointment.service, "name"), "clinic": clinic_name or _("the clinic")},
     )
     if profile:
         event.add("location", profile.address_line)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from articles.models import Article
+from clinic.content import fill_blank
 from clinic.models import Weekday
 
 from .models import BookingRules, Service, Therapist, WorkingHours
@@ -79,6 +80,37 @@ THERAPISTS = [
     ),
 ]
 
+# Spanish beside the English, for the /es/ pages; filled only where staff left it blank.
+POLICY_ES = (
+    "Si necesita cancelar o cambiar su cita, avísenos con al menos 24 horas de anticipación "
+    "para que otro paciente pueda usar ese horario. Las cancelaciones con menos aviso y las "
+    "citas a las que no se presente pueden cobrarse completas."
+)
+SERVICES_ES = {
+    "massage-30": (
+        "Masaje de 30 minutos",
+        "Una sesión enfocada en una sola zona, como el cuello y los hombros.",
+    ),
+    "massage-60": (
+        "Masaje de 60 minutos",
+        "Nuestra sesión más solicitada: tiempo para la espalda, las caderas y las piernas.",
+    ),
+    "massage-90": (
+        "Masaje de 90 minutos",
+        "Una sesión larga para todo el cuerpo, o para molestias que no ceden.",
+    ),
+    "calf-low-back-trigger-point": (
+        "Sesión de puntos gatillo en pantorrilla y zona lumbar",
+        "Trabajo de puntos gatillo en pantorrillas, isquiotibiales y zona lumbar, para el "
+        "dolor lumbar que puede empezar más abajo.",
+    ),
+}
+BIOS_ES = {
+    "maria-lopez": "Masajista con licencia; trabaja sobre todo con dolor lumbar y de cadera.",
+    "james-carter": "Masajista con licencia, con experiencia en masaje deportivo y puntos gatillo.",
+    "ana-nguyen": "Masajista con licencia; masaje relajante de cuerpo completo y sesiones largas.",
+}
+
 CALF_SERVICE = "calf-low-back-trigger-point"
 CALF_ARTICLE = "tight-calf-muscles-low-back-pain"
 
@@ -119,4 +151,10 @@ def load_booking_content():
             for day in weekdays
             for opens, closes in DAY
         )
+    fill_blank(BookingRules, BookingRules.SINGLETON_PK, {"cancellation_policy_es": POLICY_ES})
+    for slug, (name, description) in SERVICES_ES.items():
+        if slug in services:
+            fill_blank(Service, services[slug].pk, {"name_es": name, "description_es": description})
+    for therapist in Therapist.objects.filter(slug__in=BIOS_ES):
+        fill_blank(Therapist, therapist.pk, {"bio_es": BIOS_ES[therapist.slug]})
     return added

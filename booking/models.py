@@ -27,6 +27,9 @@ class Service(models.Model):
     name = models.CharField(_("name"), max_length=120)
     slug = models.SlugField(_("slug"), max_length=120, unique=True)
     description = models.TextField(_("description"), blank=True)
+    # Spanish text staff write beside the English; empty means the English is shown.
+    name_es = models.CharField("name in Spanish", max_length=120, blank=True)
+    description_es = models.TextField("description in Spanish", blank=True)
     duration_minutes = models.PositiveSmallIntegerField(
         _("duration (minutes)"), validators=[MinValueValidator(5), MaxValueValidator(8 * 60)]
     )
@@ -77,6 +80,7 @@ class Therapist(models.Model):
     name = models.CharField(_("name"), max_length=120)
     slug = models.SlugField(_("slug"), max_length=120, unique=True)
     bio = models.TextField(_("bio"), blank=True)
+    bio_es = models.TextField("bio in Spanish", blank=True)
     photo = models.ImageField(_("photo"), upload_to="therapists/", blank=True)
     photo_alt = models.CharField(
         _("photo description"),
@@ -202,6 +206,11 @@ class BookingRules(models.Model):
     cancellation_policy = models.TextField(
         _("cancellation policy"),
         help_text=_("Shown to patients before they book; they agree to it."),
+    )
+    cancellation_policy_es = models.TextField(
+        "cancellation policy in Spanish",
+        blank=True,
+        help_text="Shown on the Spanish pages; empty shows the English.",
     )
 
     class Meta:

@@ -20,7 +20,7 @@ class ClosureInline(admin.TabularInline):
 class ClinicProfileAdmin(admin.ModelAdmin):
     inlines = [OpeningHoursInline, ClosureInline]
     fieldsets = [
-        (None, {"fields": ["name", "tagline", "introduction"]}),
+        (None, {"fields": ["name", "tagline", "introduction", "tagline_es", "introduction_es"]}),
         ("Contact", {"fields": ["phone", "email"]}),
         (
             "Address",

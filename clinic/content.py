@@ -37,6 +37,24 @@ DEMO_HOURS = [
 ]
 
 
+# The Spanish beside it, for the /es/ pages; filled only where staff left it blank.
+PROFILE_ES = {
+    "tagline_es": "Masaje y terapia de tejidos blandos en Stockton, California",
+    "introduction_es": (
+        "Somos una pequeña clínica de masaje y terapia de tejidos blandos en Stockton. "
+        "Buscamos la causa de su dolor, que no siempre está donde duele, y la tratamos con "
+        "trabajo manual enfocado. Lea nuestros artículos para saber cómo un músculo puede "
+        "causar molestias lejos de donde está, y reserve su visita en línea o llámenos."
+    ),
+}
+
+
+def fill_blank(model, pk, values):
+    """Set each field of one row to its value only where the field is still empty."""
+    for field, value in values.items():
+        model.objects.filter(pk=pk, **{field: ""}).update(**{field: value})
+
+
 @transaction.atomic
 def load_clinic_content():
     """Create the clinic's profile and demo hours if missing; never overwrite staff edits."""
@@ -50,5 +68,8 @@ def load_clinic_content():
         )
         from .services import forget_clinic_profile
 
-        forget_clinic_profile()
+    fill_blank(ClinicProfile, profile.pk, PROFILE_ES)
+    from .services import forget_clinic_profile
+
+    forget_clinic_profile()
     return profile

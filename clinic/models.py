@@ -17,6 +17,7 @@ class ClinicProfile(models.Model):
 
     name = models.CharField(max_length=120)
     tagline = models.CharField(max_length=160, blank=True)
+    tagline_es = models.CharField("tagline in Spanish", max_length=160, blank=True)
     phone = models.CharField(max_length=40, help_text="As patients should dial it.")
     email = models.EmailField(blank=True)
     street_address = models.CharField(max_length=200)
@@ -28,6 +29,9 @@ class ClinicProfile(models.Model):
         "map link", max_length=500, help_text="A plain link to the address on a map."
     )
     introduction = models.TextField(help_text="A short welcome shown on the home page.")
+    introduction_es = models.TextField(
+        "introduction in Spanish", blank=True, help_text="Empty shows the English."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -71,3 +71,16 @@ def other_languages(context):
                 url = reverse("home")
         links.append((code, name, url))
     return links
+
+
+@register.filter
+def tr(obj, field):
+    """`field` of a record in the page's language: its `<field>_es` on a Spanish page when
+    staff wrote one, else the English (so a missing translation never leaves a gap)."""
+    if obj is None:
+        return ""
+    if (get_language() or "").startswith("es"):
+        spanish = getattr(obj, f"{field}_es", "")
+        if spanish:
+            return spanish
+    return getattr(obj, field, "")
