@@ -8,32 +8,18 @@ migrated; if the server cannot be reached, the end-to-end line says it was skipp
 Figures, not a test: nothing here passes or fails.
 """
 
-import os
 import random
 import statistics
-import sys
-import tempfile
 import time as clock
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ["DEBUG"] = "false"
-os.environ.setdefault("SECRET_KEY", "bench-only")
-os.environ.setdefault("SITE_URL", "http://127.0.0.1:8000")
-if "DATABASE_URL" not in os.environ:
-    os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
-os.environ["DJANGO_SETTINGS_MODULE"] = "clinic.settings"
-os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp())
-os.environ["TIME_ZONE"] = "America/Los_Angeles"
+import _django  # noqa: E402  (bench/ is on sys.path when a script runs)
 
-import django  # noqa: E402
-
-django.setup()
+_django.setup(TIME_ZONE="America/Los_Angeles")
 
 from django.core.management import call_command  # noqa: E402
-from django.db import OperationalError, connection  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -110,22 +96,6 @@ def engine_case():
 
     median, best, free = timed(run)
     return median, best, sum(len(starts) for starts in free.values())
-
-
-def database_reachable():
-    """Whether the database answers; a missing PostgreSQL database is created first."""
-    try:
-        connection.ensure_connection()
-        return True
-    except OperationalError as exc:
-        if connection.vendor != "postgresql" or "does not exist" not in str(exc):
-            return False
-    # The server answers but has no such database yet (the maintenance database does exist).
-    name = connection.settings_dict["NAME"]
-    with connection._nodb_cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.ensure_connection()
-    return True
 
 
 def seed_end_to_end(days):
@@ -213,7 +183,7 @@ def main():
     print(f"{case:<56} {'none':<10} {free:>11} {'-':>7} {median:>9.1f} {best:>8.1f}  under 50 ms")
 
     case = "end to end: 1 therapist x 30 days, 8 booked a day"
-    if not database_reachable():
+    if not _django.database_reachable():
         host = connection.settings_dict.get("HOST") or "localhost"
         print(f"{case:<56} {database:<10} skipped: {database} at {host} is not reachable")
         return

@@ -11,28 +11,15 @@ On PostgreSQL the database is created if it is missing and migrated; if the serv
 reached, the line says it was skipped. Figures, not a test: nothing here passes or fails.
 """
 
-import os
 import statistics
-import sys
-import tempfile
 import time as clock
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ["DEBUG"] = "false"
-os.environ.setdefault("SECRET_KEY", "bench-only")
-os.environ.setdefault("SITE_URL", "http://127.0.0.1:8000")
-if "DATABASE_URL" not in os.environ:
-    os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
-os.environ["DJANGO_SETTINGS_MODULE"] = "clinic.settings"
-os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp())
+import _django  # noqa: E402  (bench/ is on sys.path when a script runs)
 
-import django  # noqa: E402
-
-django.setup()
+_django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import OperationalError, connection  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -52,21 +39,6 @@ BODY = """Spring is here, and so are longer evening hours on **Tuesdays and Thur
 
 Thank you for reading, and see you soon.
 """
-
-
-def database_reachable():
-    """Whether the database answers; a missing PostgreSQL database is created first."""
-    try:
-        connection.ensure_connection()
-        return True
-    except OperationalError as exc:
-        if connection.vendor != "postgresql" or "does not exist" not in str(exc):
-            return False
-    name = connection.settings_dict["NAME"]
-    with connection._nodb_cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.ensure_connection()
-    return True
 
 
 def clear_run():
@@ -124,7 +96,7 @@ def main():
         f"{'median s':>8} {'best s':>7} {'per copy':>9}"
     )
     case = "render, write outbox + deliveries (no SMTP)"
-    if not database_reachable():
+    if not _django.database_reachable():
         host = connection.settings_dict.get("HOST") or "localhost"
         print(f"{case:<44} {database:<10} skipped: {database} at {host} is not reachable")
         return

@@ -6,25 +6,12 @@
 Figures, not a test: nothing here passes or fails.
 """
 
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ["DEBUG"] = "false"
-os.environ.setdefault("SECRET_KEY", "bench-only")
-os.environ.setdefault("SITE_URL", "http://127.0.0.1:8000")
-if "DATABASE_URL" not in os.environ:
-    os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
-os.environ["DJANGO_SETTINGS_MODULE"] = "clinic.settings"
-os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp())
+import _django  # noqa: E402  (bench/ is on sys.path when a script runs)
 
-import django  # noqa: E402
-
-django.setup()
+_django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, reset_queries  # noqa: E402

@@ -199,6 +199,33 @@ def celery_worker(django_db_setup, django_db_blocker, mail_dir):
             broker.default_channel.queue_delete(each)
 
 
+def race(attempt, count=30):
+    """Run attempt(i) in `count` threads released together by a barrier; return what each
+    returned (or raised). Each thread closes its own database connection."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = attempt(i)
+        except Exception as exc:  # recorded, so the test can say what happened
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def wait_for(predicate, timeout=15.0, interval=0.1):
     """Poll `predicate` until it is truthy (the real worker runs in another process)."""
     deadline = time.monotonic() + timeout

@@ -4,8 +4,6 @@ In pass (b) this is PostgreSQL with its row locks and the exclusion constraint; 
 SQLite's IMMEDIATE transactions queue the writers. Either way exactly one wins.
 """
 
-import threading
-
 import pytest
 from django.db import IntegrityError, connection
 from django.test import Client
@@ -13,30 +11,9 @@ from django.utils import timezone
 
 from booking import services
 from booking.models import Appointment
+from tests.conftest import race
 
 RACERS = 30
-
-
-def race(attempt, count=RACERS):
-    """Run attempt(i) in `count` threads released together; return what each returned."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = attempt(i)
-        except Exception as exc:  # recorded, so the test can say what happened
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def someone(i):
@@ -60,7 +37,7 @@ def test_thirty_patients_racing_for_one_slot_get_one_appointment(ready, service,
         except services.SlotUnavailable:
             return "taken"
 
-    results = race(attempt)
+    results = race(attempt, count=RACERS)
     assert [r for r in results if isinstance(r, Exception)] == []
     assert results.count("taken") == RACERS - 1
     assert Appointment.objects.count() == 1
@@ -81,7 +58,7 @@ def test_racing_for_overlapping_times_with_different_starts_gives_one_appointmen
         except services.SlotUnavailable:
             return "taken"
 
-    results = race(attempt)
+    results = race(attempt, count=RACERS)
     assert [r for r in results if isinstance(r, Exception)] == []
     assert Appointment.objects.count() == 1
 
@@ -132,7 +109,7 @@ def test_the_exclusion_constraint_alone_stops_racing_inserts_that_skip_the_servi
         except IntegrityError:
             return "refused"
 
-    results = race(attempt)
+    results = race(attempt, count=RACERS)
     assert results.count("refused") == RACERS - 1
     assert Appointment.objects.count() == 1
 
@@ -163,7 +140,7 @@ def test_staff_racing_through_the_admin_add_form_book_once_and_see_a_form_error(
             },
         )
 
-    responses = race(attempt)
+    responses = race(attempt, count=RACERS)
     assert [r for r in responses if isinstance(r, Exception)] == []
     assert sorted(r.status_code for r in responses) == [200] * (RACERS - 1) + [302]
     refused = next(r for r in responses if r.status_code == 200)

@@ -1,6 +1,5 @@
 """Reminders: one email about 24 hours before each confirmed visit, never two, never intake."""
 
-import threading
 from dataclasses import replace
 from datetime import UTC, timedelta
 
@@ -14,7 +13,7 @@ from booking.models import Appointment
 from booking.tasks import send_due_reminders_task
 from clinic.mail import queue_email
 from clinic.models import OutgoingEmail
-from tests.conftest import wait_for
+from tests.conftest import race, wait_for
 
 DAY = timedelta(hours=24)
 
@@ -32,28 +31,6 @@ def key(appointment, start=None):
     """The outbox key of the reminder for `start` (the database's UTC form of it)."""
     start = (start or appointment.starts_at).astimezone(UTC)
     return f"booking:reminder:{appointment.pk}:{start.isoformat()}"
-
-
-def race(attempt, count=8):
-    """Run attempt() in `count` threads released together; each closes its own connection."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = attempt()
-        except Exception as exc:  # recorded, so the test can say what happened
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def make_appointment(therapist, service, *, starts_at, scheduled_at, **fields):
@@ -219,7 +196,7 @@ def test_racing_runs_send_one_reminder(booking_rules, clinic, service, therapist
     now = at(10) - timedelta(hours=23)
     make_appointment(therapist, service, starts_at=at(10), scheduled_at=now - 7 * DAY)
 
-    results = race(lambda: services.send_due_reminders(now=now))
+    results = race(lambda _: services.send_due_reminders(now=now), count=8)
     assert [r for r in results if isinstance(r, Exception)] == []
     assert sorted(results) == [0] * 7 + [1]
     assert reminders().count() == 1
@@ -232,7 +209,9 @@ def test_racing_calls_for_one_appointment_send_one_reminder(
     now = at(10) - timedelta(hours=23)
     appointment = make_appointment(therapist, service, starts_at=at(10), scheduled_at=now - 7 * DAY)
 
-    results = race(lambda: services.remind_appointment(appointment_id=appointment.pk, now=now))
+    results = race(
+        lambda _: services.remind_appointment(appointment_id=appointment.pk, now=now), count=8
+    )
     assert [r for r in results if isinstance(r, Exception)] == []
     assert results.count(True) == 1
     assert reminders().count() == 1
@@ -264,7 +243,7 @@ def test_the_task_run_twice_and_concurrently_delivers_one_reminder_each(
     send_due_reminders_task.delay()
     # .result, not .get(): an eager result needs no waiting, and get() inside a worker thread
     # can be mistaken by Celery for a task waiting on a subtask.
-    results = race(lambda: send_due_reminders_task.apply().result, count=2)
+    results = race(lambda _: send_due_reminders_task.apply().result, count=2)
     assert [r for r in results if isinstance(r, Exception)] == []
     with transaction.atomic():
         queue_email(to="pat@example.com", subject="Sentinel", body_text="Last in line.")
