@@ -12,7 +12,7 @@ TEST_ENV := SECRET_KEY=insecure-key-for-tests-only SITE_URL=http://127.0.0.1:800
 BOOTSTRAP_VERSION := 5.3.9
 PURGECSS_VERSION := 8.0.0
 
-.PHONY: run test test-embedded test-services worker lint format vendor clean bench lighthouse
+.PHONY: run test test-embedded test-services test-dates worker lint format vendor clean bench lighthouse
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
@@ -45,6 +45,33 @@ test-services: $(STAMP)
 		echo "## Start them, or set TEST_DATABASE_URL / TEST_REDIS_URL.      ##"; \
 		echo "################################################################"; \
 	fi
+
+# Pass (a), browser tests aside, under libfaketime at instants that are hard for a clinic in
+# America/Los_Angeles (UTC below; local time in the comment). Needs `apt-get install faketime`.
+# Not part of `make test` (eight runs take a while); run it after touching anything with dates.
+TEST_DATES ?= \
+	2027-03-14T06:30:00 \
+	2027-11-07T09:15:00 \
+	2027-01-01T07:55:00 \
+	2028-02-29T20:00:00 \
+	2027-06-05T17:00:00 \
+	2027-06-07T06:40:00 \
+	2027-01-13T18:00:00 \
+	2026-12-05T03:00:00
+# Sat 13 Mar 22:30 PST, the evening before spring-forward | Sun 7 Nov 01:15 PST, the second
+# 01:15 of fall-back | Thu 31 Dec 23:55 PST, New Year's Eve | Tue 29 Feb 2028 12:00 PST, a
+# leap day | Sat 5 Jun 10:00 PDT | Sun 6 Jun 23:40 PDT, Sunday night | Wed 13 Jan 10:00 PST,
+# whose 60-day booking window ends on spring-forward day | Fri 4 Dec 19:00 PST, a Friday evening.
+test-dates: $(STAMP)
+	@command -v faketime >/dev/null || { echo "make test-dates needs faketime (apt-get install faketime)"; exit 2; }
+	@failed=""; for instant in $(TEST_DATES); do \
+		echo "==> make test-dates: pass (a) at $$instant UTC"; \
+		env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(TEST_ENV) TZ=UTC \
+			faketime "$$(echo $$instant | tr T ' ')" $(PY) -m pytest -q -p no:cacheprovider \
+			--ignore=tests/e2e $(PYTEST_ARGS) || failed="$$failed $$instant"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test-dates: failed at$$failed"; exit 1; fi; \
+	echo "make test-dates: green at every instant"
 
 # A worker needs a broker: the local Redis unless REDIS_URL or CELERY_BROKER_URL says otherwise.
 # It consumes the default queue (transactional mail) and the bulk queue (newsletters).

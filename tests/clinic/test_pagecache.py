@@ -220,6 +220,27 @@ def test_a_private_page_is_never_stored():
     assert len(calls) == 2
 
 
+def test_a_page_rendered_for_signed_in_staff_is_never_stored_or_served_to_anyone(staff_user):
+    # However staff came to be signed in (the session cookie is the usual way, but an
+    # authentication backend need not use it), their page names them and is theirs alone.
+    from django.contrib.auth.models import AnonymousUser
+
+    signed_in = iter([staff_user, staff_user, AnonymousUser()])
+
+    def view(request):
+        request.user = next(signed_in)
+        who = request.user.get_username() or "a visitor"
+        return HttpResponse(f"<p>Signed in as {who}</p>")
+
+    middleware, calls = _middleware_around(view)
+    staff_pages = [middleware(RequestFactory().get("/")) for _ in range(2)]
+    assert len(calls) == 2, "a staff member's page was served from the cache"
+    assert all(page["X-Page-Cache"] == "miss" for page in staff_pages)
+    visitor = middleware(RequestFactory().get("/"))
+    assert len(calls) == 3 and b"staffer" not in visitor.content
+    assert visitor.content == b"<p>Signed in as a visitor</p>"
+
+
 def test_a_staff_preview_of_a_draft_is_never_stored(client, staff_user, make_article):
     draft = make_article(slug="draft-one", status=Article.Status.DRAFT, published_at=None)
     staff = type(client)()

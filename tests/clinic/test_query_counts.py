@@ -6,9 +6,11 @@ must not move. The page cache is off here: it is the views' own queries that mus
 """
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,8 +25,19 @@ pytestmark = pytest.mark.django_db
 SERVICE = "massage-60"
 
 
+# A Tuesday morning, fixed: which times are free (and so which pages the test visits and
+# which of them the grown clinic's bookings take) must not depend on the day the suite runs.
+FIXED_INSTANT = datetime(2027, 3, 2, 8, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+
+
 @pytest.fixture(autouse=True)
-def _no_page_cache(settings, seeded):
+def _fixed_instant():
+    with time_machine.travel(FIXED_INSTANT, tick=False):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_page_cache(_fixed_instant, settings, seeded):
     settings.PAGE_CACHE_SECONDS = 0
 
 

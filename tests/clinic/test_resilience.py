@@ -24,8 +24,11 @@ from newsletter.models import Subscriber
 
 pytestmark = pytest.mark.django_db
 
-# What a patient may wait for a page while Redis is in trouble.
-BUDGET_SECONDS = 1.0
+# Redis in trouble may cost a request one socket timeout (REDIS_TIMEOUT, 0.2 s here); the
+# back-off then skips Redis for the rest of it. That is asserted by counting connections to
+# a hanging Redis (Trouble.connections); the time bound is only a backstop against a request
+# that hangs, generous enough that a loaded machine never trips it.
+BUDGET_SECONDS = 3.0
 
 
 def closed_port():
@@ -64,9 +67,31 @@ class SilentListener:
         self.server.close()
 
 
+class Trouble:
+    """What a test knows of the Redis in trouble: its kind, and how often it was dialled."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.attempts = 0
+
+    def connections(self):
+        """Connections tried so far, by the cache, the health check or the broker."""
+        return self.attempts
+
+
 @pytest.fixture(params=["down", "hanging"])
-def redis_trouble(request, settings):
+def redis_trouble(request, settings, monkeypatch):
     """Cache, health check and broker all pointed at a Redis that is down or hanging."""
+    from redis.connection import Connection
+
+    trouble = Trouble(request.param)
+    dial = Connection._connect
+
+    def counted(self):
+        trouble.attempts += 1
+        return dial(self)
+
+    monkeypatch.setattr(Connection, "_connect", counted)
     # Read before settings change: Celery reads its settings lazily, on first use.
     saved = app.conf.broker_url, app.conf.task_always_eager
     listener = SilentListener() if request.param == "hanging" else None
@@ -88,7 +113,7 @@ def redis_trouble(request, settings):
     app.conf.broker_url, app.conf.task_always_eager = url, False
     app._pool = app.amqp._producer_pool = None
     resilient_cache._down_until.clear()
-    yield request.param
+    yield trouble
     app.conf.broker_url, app.conf.task_always_eager = saved
     app._pool = app.amqp._producer_pool = None
     resilient_cache._down_until.clear()
@@ -104,11 +129,14 @@ def timed(call, *args, **kwargs):
     return response, time.monotonic() - started
 
 
-def test_every_page_renders_from_the_database_within_a_second(client, seeded, redis_trouble):
+def test_every_page_renders_from_the_database_trying_redis_once(client, seeded, redis_trouble):
     article = Article.objects.published().first()
     for path in ["/", article.get_absolute_url(), "/articles/", "/book/", "/newsletter/"]:
+        before = redis_trouble.connections()
         response, seconds = timed(client.get, path)
         assert response.status_code == 200, path
+        # A page makes several cache calls; the back-off skips all but the first.
+        assert redis_trouble.connections() - before <= 1, path
         assert seconds < BUDGET_SECONDS, f"{path} took {seconds:.2f} s"
         # The header's phone link comes from the clinic's profile, read from the database.
         assert f'href="{seeded.phone_href}"' in response.content.decode(), path
@@ -147,13 +175,15 @@ def test_healthz_names_a_separate_broker_that_is_down(client, redis_trouble, set
     assert seconds < BUDGET_SECONDS
 
 
-def test_a_broker_publish_gives_up_well_under_a_second(redis_trouble):
+def test_a_broker_publish_gives_up_after_one_retry(redis_trouble, settings):
     from clinic.tasks import send_email_task
 
     started = time.monotonic()
     with pytest.raises(OperationalError):
         send_email_task.apply_async(args=[0])
-    assert time.monotonic() - started < 0.5
+    # Each try is bounded by REDIS_TIMEOUT, and there is one immediate retry, no more.
+    assert 1 <= redis_trouble.connections() <= 2
+    assert time.monotonic() - started < BUDGET_SECONDS
 
 
 def _details_form(client, url):
@@ -209,8 +239,15 @@ def test_the_cache_is_used_again_once_redis_answers(settings, monkeypatch):
     from django.core.cache.backends.redis import RedisCacheClient
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    class Clock:  # the back-off's clock, moved by hand: no test waits on the real one
+        now = 1_000.0
+
+        def monotonic(self):
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(resilient_cache, "time", clock)
     resilient_cache._down_until.clear()
-    monkeypatch.setattr(resilient_cache, "RETRY_AFTER_SECONDS", 0.3)
     real_get = RedisCacheClient.get
 
     def refuse(self, key, default):
@@ -220,7 +257,8 @@ def test_the_cache_is_used_again_once_redis_answers(settings, monkeypatch):
     monkeypatch.setattr(RedisCacheClient, "get", refuse)
     assert cache.get("resilience:probe") is None  # a miss, not an error
     monkeypatch.setattr(RedisCacheClient, "get", real_get)
-    assert cache.get("resilience:probe") is None  # Redis is left alone for a moment...
-    time.sleep(0.35)
+    clock.now += resilient_cache.RETRY_AFTER_SECONDS - 0.1
+    assert cache.get("resilience:probe") is None  # Redis is left alone for a while...
+    clock.now += 0.2
     assert cache.get("resilience:probe") == "kept"  # ...then used again
     cache.delete("resilience:probe")
