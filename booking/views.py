@@ -9,7 +9,7 @@ Only POSTs write, through booking.services.
 import calendar
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -101,6 +101,22 @@ def _selection(service_slug, therapist_slug):
     return service, therapist, [therapist]
 
 
+def _zone_name(moment=None):
+    """PST or PDT at `moment` (now if None). Not Django's "T" format: it is blank all through
+    the hour that repeats at fall-back."""
+    return timezone.localtime(moment).tzname()
+
+
+def _zone_of(extra):
+    """The zone of the time or day a step shows (a day's noon), else of now."""
+    if extra.get("start") is not None:
+        return _zone_name(extra["start"])
+    if extra.get("day") is not None:
+        noon = datetime.combine(extra["day"], time(12), tzinfo=timezone.get_default_timezone())
+        return _zone_name(noon)
+    return _zone_name()
+
+
 def _step_context(service, therapist, step, article, **extra):
     return {
         "service": service,
@@ -108,7 +124,7 @@ def _step_context(service, therapist, step, article, **extra):
         "therapist_slug": therapist.slug if therapist else ANY,
         "step": step,
         "steps": 5,
-        "zone_name": dateformat.format(timezone.localtime(), "T"),
+        "zone_name": _zone_of(extra),
         "carry": _carry(article),
         "source_article": article,
         **extra,
@@ -457,7 +473,7 @@ def confirmation(request, token):
                 "appointment": appointment,
                 "rules": BookingRules.current(),
                 "manage_url": reverse("booking:manage", args=[services.manage_token(appointment)]),
-                "zone_name": dateformat.format(timezone.localtime(appointment.starts_at), "T"),
+                "zone_name": _zone_name(appointment.starts_at),
             },
         )
     )
@@ -505,7 +521,7 @@ def _manage_context(appointment, token, **extra):
         "rules": rules,
         "can_change": services.can_change_online(appointment, rules=rules),
         "cutoff": appointment.starts_at - rules.cancel_cutoff,
-        "zone_name": dateformat.format(timezone.localtime(appointment.starts_at), "T"),
+        "zone_name": _zone_name(appointment.starts_at),
         **extra,
     }
 

@@ -396,6 +396,16 @@ def next_monday():
 
 
 @pytest.fixture
+def still_clock():
+    """Time stands still (at the real now) for the test: a time one page offers is still
+    offered on the next, however long the machine takes between the two requests."""
+    import time_machine
+
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
 def at(next_monday):
     """at(hour, minute=0, days=0): an aware datetime on next_monday (+ days) in the zone."""
     from datetime import datetime, time

@@ -2,8 +2,10 @@
 
 import re
 import secrets
+from datetime import UTC, date, datetime
 
 import pytest
+import time_machine
 from django.urls import reverse
 from icalendar import Calendar
 
@@ -85,6 +87,24 @@ def test_the_time_step_lists_free_times_in_the_clinics_zone(client, therapist, n
     page = response.content.decode()
     assert "9:00 AM" in page and "12:00 PM" not in page  # lunch
     assert re.search(r"local time \((PST|PDT)\)", page)
+
+
+@pytest.mark.parametrize(
+    ("now_utc", "day", "zone"),
+    [
+        # 01:15 PST, the second time round of fall-back's repeated hour; Monday is PST.
+        (datetime(2027, 11, 7, 9, 15, tzinfo=UTC), date(2027, 11, 8), "PST"),
+        # A PDT Saturday looking at the first Monday after the clocks go back: PST.
+        (datetime(2027, 10, 30, 17, 0, tzinfo=UTC), date(2027, 11, 8), "PST"),
+        # A PST Saturday looking at the first Monday after spring-forward: PDT.
+        (datetime(2027, 3, 6, 18, 0, tzinfo=UTC), date(2027, 3, 15), "PDT"),
+    ],
+)
+def test_the_time_step_names_the_zone_of_the_day_it_shows(client, therapist, now_utc, day, zone):
+    with time_machine.travel(now_utc, tick=False):
+        page = client.get(reverse("booking:time", args=["massage-60", therapist.slug, day]))
+    assert page.status_code == 200
+    assert f"local time ({zone})" in page.content.decode()
 
 
 @pytest.mark.parametrize(

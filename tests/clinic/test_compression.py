@@ -34,7 +34,9 @@ def test_public_pages_are_sent_compressed(client, path):
     assert b"<" in gzip.decompress(response.content)[:200]
 
 
-def test_pages_with_a_csrf_token_or_a_patients_details_are_never_compressed(client, appointment):
+def test_pages_with_a_csrf_token_or_a_patients_details_are_never_compressed(
+    client, appointment, still_clock
+):
     from booking.services import manage_token
 
     day_page = client.get("/book/massage-60/any/").content.decode()

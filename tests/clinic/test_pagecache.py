@@ -140,7 +140,7 @@ def test_booking_steps_are_never_served_from_the_page_cache(client, path):
         assert "X-Page-Cache" not in response
 
 
-def test_the_time_step_shows_a_time_taken_a_moment_ago_as_gone(client, patient):
+def test_the_time_step_shows_a_time_taken_a_moment_ago_as_gone(client, patient, still_clock):
     from booking.models import Service, Therapist
     from booking.services import book_appointment
 
