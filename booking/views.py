@@ -186,17 +186,23 @@ def _month(request, *, service, therapists, day_url, carry_params, ignoring=None
             back_url=request.path + (f"?{urlencode(carry_params)}" if carry_params else ""),
             back_label=_("Show this month"),
         )
-    month_end = date(month.year, month.month, calendar.monthrange(month.year, month.month)[1])
-    free = services.free_starts(
-        service=service,
-        therapists=therapists,
-        first_day=max(month, today),
-        last_day=min(month_end, last_day),
-        now=now,
-        rules=rules,
-        ignoring=ignoring,
-    )
-    merged = slots.merge_therapists(free)
+    while True:
+        month_end = date(month.year, month.month, calendar.monthrange(month.year, month.month)[1])
+        free = services.free_starts(
+            service=service,
+            therapists=therapists,
+            first_day=max(month, today),
+            last_day=min(month_end, last_day),
+            now=now,
+            rules=rules,
+            ignoring=ignoring,
+        )
+        merged = slots.merge_therapists(free)
+        # Late on a month's last day nothing in it is free any more: unless the patient
+        # asked for this month, open on the next one rather than on a month of nothing.
+        if merged or request.GET.get("month") or month_end >= last_day or month > today:
+            break
+        month = month_end + timedelta(days=1)
     free_days = slots.group_by_day(merged, tz)
     weeks = calendar.Calendar(firstweekday=6).monthdatescalendar(month.year, month.month)
     previous_month = (month - timedelta(days=1)).replace(day=1)

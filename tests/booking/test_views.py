@@ -107,6 +107,17 @@ def test_the_time_step_names_the_zone_of_the_day_it_shows(client, therapist, now
     assert f"local time ({zone})" in page.content.decode()
 
 
+def test_late_on_a_months_last_day_the_calendar_opens_on_the_next_month(client, therapist):
+    # New Year's Eve, 23:55 in Stockton: nothing is left in December to book.
+    with time_machine.travel(datetime(2027, 1, 1, 7, 55, tzinfo=UTC), tick=False):
+        page = client.get("/book/massage-60/any/").content.decode()
+        december = client.get("/book/massage-60/any/?month=2026-12").content.decode()
+    assert "January 2027" in page
+    assert re.search(r'href="/book/massage-60/any/2027-01-\d\d/"', page)
+    assert "December 2026" in december  # asked for by name, December is still shown
+    assert not re.search(r'href="/book/massage-60/any/2026-12-\d\d/"', december)
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [
