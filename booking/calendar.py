@@ -1,14 +1,25 @@
-"""An appointment as an iCalendar file (RFC 5545), made with the icalendar package."""
+"""An appointment as an iCalendar file (RFC 5545), made with the icalendar package.
+
+Emailed files are iTIP messages (RFC 5546) sent by iMIP (RFC 6047): the clinic is the
+ORGANIZER and the patient the one ATTENDEE. A booking or a move is a REQUEST and a
+cancellation a CANCEL with the same UID and a higher SEQUENCE: that pair is what the
+calendar apps that process invitations (Gmail, Outlook, Apple Calendar) track, so a cancelled
+or moved visit is updated in the patient's calendar rather than left there. The file the
+patient downloads from the confirmation page is a plain PUBLISH (organizer, no attendee).
+The README explains the choice.
+"""
 
 import hashlib
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from icalendar import Calendar, Event
+from django.utils.translation import ngettext
+from icalendar import Calendar, Event, vCalAddress, vText
 
-from clinic.templatetags.clinic_tags import tr
+from clinic.templatetags.clinic_tags import money, tr
 
 
 def appointment_uid(appointment):
@@ -17,16 +28,73 @@ def appointment_uid(appointment):
     return f"{digest}@{urlsplit(settings.SITE_URL).hostname}"
 
 
-def appointment_ics(appointment, *, sequence=0, cancelled=False):
-    """The visit in the clinic's time zone (with its VTIMEZONE) and address as location."""
+def calendar_method(*, cancelled=False, invitation=True):
+    """The iTIP method of the file: CANCEL, REQUEST (emailed) or PUBLISH (downloaded)."""
+    if cancelled:
+        return "CANCEL"
+    return "REQUEST" if invitation else "PUBLISH"
+
+
+def calendar_mimetype(**kwargs):
+    """The email part's content type; RFC 6047 wants its method= to match the METHOD."""
+    return f"text/calendar; method={calendar_method(**kwargs)}"
+
+
+def _organizer(profile):
+    """The clinic as mailto: address with its name (CN): the profile's email, else the sender."""
+    address = (profile.email if profile else "") or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    organizer = vCalAddress(f"mailto:{address}")
+    organizer.params["cn"] = vText(profile.name if profile else _("the clinic"))
+    return organizer
+
+
+def _attendee(appointment, method):
+    attendee = vCalAddress(f"mailto:{appointment.patient_email}")
+    attendee.params["cn"] = vText(appointment.patient_name)
+    attendee.params["cutype"] = vText("INDIVIDUAL")
+    attendee.params["role"] = vText("REQ-PARTICIPANT")
+    if method == "REQUEST":
+        # The patient booked it themselves: nothing to answer, so apps need not ask for a reply.
+        attendee.params["partstat"] = vText("ACCEPTED")
+        attendee.params["rsvp"] = vText("FALSE")
+    return attendee
+
+
+def _description(appointment, profile):
+    """Treatment, duration, price and therapist, then how to change it, in the active language."""
+    service = appointment.service
+    parts = [
+        tr(service, "name"),
+        ngettext("%(minutes)s minute", "%(minutes)s minutes", service.duration_minutes)
+        % {"minutes": service.duration_minutes},
+    ]
+    if service.price is not None:
+        parts.append(money(service.price))
+    text = _("%(visit)s, with %(therapist)s.") % {
+        "visit": ", ".join(parts),
+        "therapist": appointment.therapist.name,
+    }
+    if profile:
+        text += " " + _("To change or cancel, call %(phone)s.") % {"phone": profile.phone}
+    return text
+
+
+def appointment_ics(appointment, *, sequence=0, cancelled=False, invitation=True):
+    """The visit in the clinic's time zone (with its VTIMEZONE) and address as location.
+
+    `invitation` (an emailed file) makes a booked or moved visit a REQUEST naming the
+    patient as attendee; without it (the download) it is a PUBLISH. A cancelled visit is
+    always a CANCEL naming the attendee, as RFC 5546 asks.
+    """
     from clinic.services import get_clinic_profile
 
     profile = get_clinic_profile()
     tz = timezone.get_default_timezone()
+    method = calendar_method(cancelled=cancelled, invitation=invitation)
     calendar = Calendar()
     calendar.add("prodid", "-//Clinic site//Appointments//EN")
     calendar.add("version", "2.0")
-    calendar.add("method", "CANCEL" if cancelled else "PUBLISH")
+    calendar.add("method", method)
     event = Event()
     event.add("uid", appointment_uid(appointment))
     event.add("sequence", sequence)
@@ -41,12 +109,12 @@ def appointment_ics(appointment, *, sequence=0, cancelled=False):
     )
     if profile:
         event.add("location", profile.address_line)
-        event.add(
-            "description",
-            _("With %(therapist)s. To change or cancel, call %(phone)s.")
-            % {"therapist": appointment.therapist.name, "phone": profile.phone},
-        )
+    event.add("description", _description(appointment, profile))
+    event.add("organizer", _organizer(profile))
+    if method != "PUBLISH":
+        event.add("attendee", _attendee(appointment, method))
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("transp", "OPAQUE")
     calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical().decode()
