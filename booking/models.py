@@ -258,6 +258,10 @@ class BookingRules(models.Model):
     def cancel_cutoff(self):
         return timedelta(hours=self.cancel_cutoff_hours)
 
+    def online_change_closes(self, start):
+        """The last moment a visit at `start` may be moved or cancelled online."""
+        return start - self.cancel_cutoff
+
 
 def new_public_token():
     return secrets.token_urlsafe(24)

@@ -18,7 +18,7 @@ from clinic.mail import queue_templated_email
 from clinic.models import Closure, OutgoingEmail
 
 from . import slots
-from .calendar import appointment_ics
+from .calendar import appointment_ics, calendar_mimetype
 from .models import Appointment, BookingRules, Service, Therapist, TimeOff, WorkingHours
 
 
@@ -171,7 +171,7 @@ def book_appointment(
             raise SlotUnavailable(
                 _("Sorry, that time was just taken or is no longer free.")
             ) from exc
-        _write_confirmation_emails(appointment)
+        _write_confirmation_emails(appointment, now=now)
     return appointment
 
 
@@ -222,7 +222,7 @@ def can_change_online(appointment, *, now=None, rules=None):
     """Whether the patient may still cancel or move `appointment` themselves."""
     now = now or timezone.now()
     rules = rules or BookingRules.current()
-    return appointment.is_active and now <= appointment.starts_at - rules.cancel_cutoff
+    return appointment.is_active and now <= rules.online_change_closes(appointment.starts_at)
 
 
 def _check_change_allowed(appointment, now):
@@ -256,7 +256,7 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
         locked.sequence += 1
         locked.full_clean(exclude=["submission_key"])
         locked.save()
-        _write_change_emails(locked, cancelled=True, by_staff=by_staff)
+        _write_change_emails(locked, cancelled=True, by_staff=by_staff, now=now)
     appointment.refresh_from_db()
     return True
 
@@ -307,7 +307,7 @@ def reschedule_appointment(*, appointment, start, now=None):
             raise SlotUnavailable(
                 _("Sorry, that time was just taken or is no longer free.")
             ) from exc
-        _write_change_emails(locked, cancelled=False, by_staff=False)
+        _write_change_emails(locked, cancelled=False, by_staff=False, now=now)
     return locked
 
 
@@ -349,18 +349,28 @@ def _links(appointment, language):
         }
 
 
-def _ics_attachment(appointment, **kwargs):
-    """The .ics in the patient's language (its summary and description are read by them)."""
+def _ics_attachment(appointment, *, sequence=0, cancelled=False):
+    """The .ics invitation (or cancellation) in the patient's language (its summary and
+    description are read by them), its part labelled with the file's method (RFC 6047)."""
     with translation.override(appointment.language):
-        content = appointment_ics(appointment, **kwargs)
-    return {"filename": "appointment.ics", "content": content, "mimetype": "text/calendar"}
+        content = appointment_ics(appointment, sequence=sequence, cancelled=cancelled)
+    return {
+        "filename": "appointment.ics",
+        "content": content,
+        "mimetype": calendar_mimetype(cancelled=cancelled),
+    }
 
 
-def _write_change_emails(appointment, *, cancelled, by_staff):
+def _write_change_emails(appointment, *, cancelled, by_staff, now):
     """The patient's notice (with the updated or cancelled .ics), in their language, and the
     clinic's, in English. Must run inside the change's transaction.
     """
-    context = {"appointment": appointment, "cancelled": cancelled, "by_staff": by_staff}
+    context = {
+        "appointment": appointment,
+        "cancelled": cancelled,
+        "by_staff": by_staff,
+        "can_change": can_change_online(appointment, now=now),
+    }
     key = f"booking:change:{appointment.pk}:{appointment.sequence}"
     queue_templated_email(
         to=appointment.patient_email,
@@ -381,7 +391,7 @@ def _write_change_emails(appointment, *, cancelled, by_staff):
     )
 
 
-def _write_confirmation_emails(appointment):
+def _write_confirmation_emails(appointment, *, now):
     """The patient's confirmation (with the .ics), in their language, and the clinic's
     notice, in English, in the outbox.
 
@@ -390,7 +400,11 @@ def _write_confirmation_emails(appointment):
     queue_templated_email(
         to=appointment.patient_email,
         template="booking/confirmation",
-        context={"appointment": appointment, **_links(appointment, appointment.language)},
+        context={
+            "appointment": appointment,
+            "can_change": can_change_online(appointment, now=now),
+            **_links(appointment, appointment.language),
+        },
         attachments=[_ics_attachment(appointment)],
         language=appointment.language,
     )
@@ -471,6 +485,7 @@ def _write_reminder_email(appointment, *, now, rules):
         context={
             "patient_name": appointment.patient_name,
             "starts_at": appointment.starts_at,
+            "ends_at": appointment.ends_at,
             "service": appointment.service,
             "therapist": appointment.therapist,
             "manage_url": _links(appointment, appointment.language)["manage_url"],

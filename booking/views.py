@@ -389,7 +389,15 @@ def details(request, service, therapist, day, at):
         return [(s.isoformat(), _label(s)) for s in offered]
 
     context = _step_context(
-        service, therapist, 5, article, start=start, times_url=times_url, rules=rules
+        service,
+        therapist,
+        5,
+        article,
+        start=start,
+        times_url=times_url,
+        rules=rules,
+        # Inside the cut-off the patient could not move or cancel it online: say so first.
+        short_notice=now > rules.online_change_closes(start),
     )
     if request.method != "POST":
         if start not in nearby:
@@ -471,13 +479,15 @@ def _appointment_by_token(token):
 @require_safe
 def confirmation(request, token):
     appointment = _appointment_by_token(token)
+    rules = BookingRules.current()
     return _private(
         render(
             request,
             "booking/confirmation.html",
             {
                 "appointment": appointment,
-                "rules": BookingRules.current(),
+                "rules": rules,
+                "can_change": services.can_change_online(appointment, rules=rules),
                 "manage_url": reverse("booking:manage", args=[services.manage_token(appointment)]),
                 "zone_name": _zone_name(appointment.starts_at),
             },
@@ -490,7 +500,10 @@ def calendar_file(request, token):
     appointment = _appointment_by_token(token)
     response = HttpResponse(
         appointment_ics(
-            appointment, sequence=appointment.sequence, cancelled=not appointment.is_active
+            appointment,
+            sequence=appointment.sequence,
+            cancelled=not appointment.is_active,
+            invitation=False,  # a download to import, not an invitation to answer
         ),
         content_type="text/calendar; charset=utf-8",
     )

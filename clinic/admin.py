@@ -21,6 +21,7 @@ class ClinicProfileAdmin(admin.ModelAdmin):
     inlines = [OpeningHoursInline, ClosureInline]
     fieldsets = [
         (None, {"fields": ["name", "tagline", "introduction", "tagline_es", "introduction_es"]}),
+        ("Before your visit", {"fields": ["before_visit", "before_visit_es"]}),
         ("Contact", {"fields": ["phone", "email"]}),
         (
             "Address",

@@ -48,6 +48,31 @@ PROFILE_ES = {
     ),
 }
 
+# What a new patient asks before coming; filled only where staff left it blank.
+BEFORE_VISIT = {
+    "before_visit": (
+        "Please come 5 to 10 minutes early so we can go over your answers and start on "
+        "time.\n\n"
+        "Wear something loose and comfortable, such as shorts and a T-shirt or tank top: "
+        "much of our work can be done through it. We always leave you covered, and you "
+        "undress only as far as you are comfortable.\n\n"
+        "Park for free in the lot in front of the building; two accessible spaces are next "
+        "to the door.\n\n"
+        "The entrance is on the ground floor with no steps, the door is 36 inches wide, and "
+        "our table can be lowered. Tell us when you book if you need any other help."
+    ),
+    "before_visit_es": (
+        "Llegue de 5 a 10 minutos antes, para repasar sus respuestas y empezar a la hora.\n\n"
+        "Traiga o póngase ropa holgada y cómoda, como pantalón corto y camiseta: buena parte "
+        "del trabajo se puede hacer sobre ella. Siempre queda cubierto o cubierta, y solo se "
+        "quita la ropa que le resulte cómodo.\n\n"
+        "Puede estacionar gratis en el lote frente al edificio; junto a la puerta hay dos "
+        "espacios accesibles.\n\n"
+        "La entrada está en la planta baja, sin escalones; la puerta mide 36 pulgadas (91 cm) "
+        "de ancho y la camilla se puede bajar. Si necesita otra ayuda, díganoslo al reservar."
+    ),
+}
+
 
 def fill_blank(model, pk, values):
     """Set each field of one row to its value only where the field is still empty."""
@@ -69,6 +94,7 @@ def load_clinic_content():
         from .services import forget_clinic_profile
 
     fill_blank(ClinicProfile, profile.pk, PROFILE_ES)
+    fill_blank(ClinicProfile, profile.pk, BEFORE_VISIT)
     from .services import forget_clinic_profile
 
     forget_clinic_profile()

@@ -10,6 +10,7 @@ commit, and a broker that is down then only delays the email: the beat sweep
 
 import logging
 from datetime import timedelta
+from email.header import Header
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -99,7 +100,8 @@ def queue_templated_email(
 ):
     """Render emails/<template>_subject.txt, _body.txt and (if present) _body.html, then write.
 
-    Templates always see `clinic` (the profile) and `site_url` (for absolute links);
+    Templates always see `clinic` (the profile) and `site_url` (for absolute links), and the
+    HTML sees the rendered `subject` for its <title>;
     the caller's context wins where it names the same key. `language` ("en", "es") is the
     reader's: the email is rendered in it, whatever language the sender's request is in
     (None: the active one). Make the links in `context` under
@@ -110,9 +112,12 @@ def queue_templated_email(
     context = {"clinic": get_clinic_profile(), "site_url": settings.SITE_URL, **context}
     with translation.override(language or translation.get_language()):
         subject = render_to_string(f"emails/{template}_subject.txt", context, using="text")
+        subject = " ".join(subject.split())
         body_text = render_to_string(f"emails/{template}_body.txt", context, using="text")
         try:
-            body_html = render_to_string(f"emails/{template}_body.html", context)
+            # The HTML's <title> is the subject (mail apps show it; screen readers read it).
+            html_context = {"subject": subject, **context}
+            body_html = render_to_string(f"emails/{template}_body.html", html_context)
         except TemplateDoesNotExist:  # the HTML part is optional; a broken one is a bug
             body_html = ""
     return queue_email(
@@ -211,8 +216,23 @@ def _claim(email_id, now):
     return claimed == 1
 
 
+class _EmailMessage(EmailMultiAlternatives):
+    """Django's message with a Subject that folds after its name, not before its text.
+
+    Django encodes a non-ASCII subject without knowing the "Subject: " before it; the
+    generator then moves the first encoded word to the next line, and readers decode the
+    subject with a leading space. A Header told its name folds it where it fits.
+    """
+
+    def message(self, *args, **kwargs):
+        msg = super().message(*args, **kwargs)
+        charset = None if self.subject.isascii() else self.encoding or settings.DEFAULT_CHARSET
+        msg.replace_header("Subject", Header(self.subject, charset, header_name="Subject"))
+        return msg
+
+
 def _message(email):
-    message = EmailMultiAlternatives(
+    message = _EmailMessage(
         subject=email.subject,
         body=email.body_text,
         from_email=email.from_email or settings.DEFAULT_FROM_EMAIL,

@@ -32,6 +32,18 @@ class ClinicProfile(models.Model):
     introduction_es = models.TextField(
         "introduction in Spanish", blank=True, help_text="Empty shows the English."
     )
+    before_visit = models.TextField(
+        "before your visit",
+        blank=True,
+        help_text=(
+            "What a patient should know before coming: arrive a few minutes early, what to "
+            "wear, parking, the entrance's accessibility. Shown on the booking confirmation, "
+            "in its email and in the reminder. A blank line starts a new paragraph."
+        ),
+    )
+    before_visit_es = models.TextField(
+        "before your visit in Spanish", blank=True, help_text="Empty shows the English."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

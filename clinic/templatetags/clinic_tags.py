@@ -1,4 +1,5 @@
 import json
+from decimal import Decimal
 
 from django import template
 from django.conf import settings
@@ -84,3 +85,15 @@ def tr(obj, field):
         if spanish:
             return spanish
     return getattr(obj, field, "")
+
+
+@register.filter
+def money(amount):
+    """A price in US dollars as patients read it in either language: "$90", "$92.50".
+
+    Not localised on purpose: Spanish speakers in the US write dollars with a decimal point.
+    """
+    if amount is None or amount == "":
+        return ""
+    amount = Decimal(amount)
+    return f"${amount:,.0f}" if amount == amount.to_integral_value() else f"${amount:,.2f}"

@@ -172,8 +172,8 @@ class TestWhoIsDue:
         services.send_due_reminders(now=appointment.starts_at - timedelta(hours=23))
         email = reminders().get()
         assert "To see your appointment:" in email.body_text
-        assert "too late to change it online" in email.body_text
-        assert clinic.phone in email.body_text
+        assert f"to change it, call us on {clinic.phone}" in email.body_text
+        assert "move or cancel" not in email.body_text
 
     def test_the_due_appointments_are_read_in_one_query_however_many(
         self, service, make_therapist, at
