@@ -371,3 +371,24 @@ def test_an_email_whose_sender_keeps_dying_is_given_up(settings):
     email.refresh_from_db()
     assert email.state == "failed" and "worker died" in email.last_error
     assert django_mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Reservada: martes 8 de diciembre, 9:30 a. m. · Clínica de Masaje Terapéutico del Valle",
+        "Booked: Tue, Dec 8, 9:30 AM · Porter Avenue Massage Clinic",
+        "Booked: Tuesday, December 8, 9:30 AM - Porter Avenue Massage and Soft-Tissue Clinic",
+        "Short · one",
+    ],
+)
+def test_a_long_or_accented_subject_decodes_exactly_with_no_leading_space(subject):
+    import email
+    from email import policy
+
+    row = OutgoingEmail(to=["pat@example.com"], subject=subject, body_text="Hello")
+    raw = mail._message(row).message().as_bytes(linesep="\r\n")
+    header_lines = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    subject_line = next(line for line in header_lines if line.startswith(b"Subject:"))
+    assert subject_line.strip() != b"Subject:"  # not folded before its first word
+    assert email.message_from_bytes(raw, policy=policy.default)["Subject"] == subject
