@@ -1,5 +1,6 @@
 """Newsletter sign-up with double opt-in, from a patient's side and a bot's."""
 
+import html
 import re
 import secrets
 import time
@@ -62,6 +63,10 @@ def test_signing_up_writes_a_pending_subscriber_with_a_consent_record_and_mails_
     email = OutgoingEmail.objects.get(to=["pat@example.com"])
     assert "Confirm your subscription" in email.subject
     assert "/newsletter/confirm/" in email.body_html
+    # Mail apps and screen readers name the HTML by its <title>: the subject.
+    title = re.search(r"<title>(.*?)</title>", email.body_html).group(1)
+    assert html.unescape(title) == email.subject
+    assert '<html lang="en">' in email.body_html
 
 
 def test_the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed(client, confirmed):
