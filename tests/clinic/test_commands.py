@@ -58,6 +58,20 @@ def test_loading_content_again_keeps_staff_edits():
     assert not WorkingHours.objects.filter(therapist__slug="maria-lopez").exists()
 
 
+def test_loading_content_gives_before_your_visit_in_both_languages_and_keeps_staff_text():
+    call_command("load_content")
+    profile = ClinicProfile.objects.get()
+    for text in (profile.before_visit, profile.before_visit_es):
+        assert "5" in text and len(text.split("\n\n")) >= 4  # early, clothes, parking, access
+    assert profile.before_visit != profile.before_visit_es
+    # An install from before the field existed gets the demo text; staff's own text is kept.
+    ClinicProfile.objects.update(before_visit="Our own words.", before_visit_es="")
+    call_command("load_content")
+    profile.refresh_from_db()
+    assert profile.before_visit == "Our own words."
+    assert profile.before_visit_es.startswith("Llegue")
+
+
 def test_demo_login_is_created_on_the_embedded_default(
     settings, capsys, django_user_model, monkeypatch
 ):
@@ -79,3 +93,10 @@ def test_demo_login_is_refused_in_production(
     with pytest.raises(CommandError, match="only on the embedded default"):
         call_command("ensure_demo_admin")
     assert not django_user_model.objects.filter(username="admin").exists()
+
+
+def test_staff_write_before_your_visit_in_both_languages_in_the_admin(client, staff_user):
+    call_command("load_content")
+    client.force_login(staff_user)
+    page = client.get("/admin/clinic/clinicprofile/1/change/").content.decode()
+    assert 'name="before_visit"' in page and 'name="before_visit_es"' in page
