@@ -10,6 +10,7 @@ The README explains the choice.
 """
 
 import hashlib
+from datetime import date, timedelta
 from email.utils import parseaddr
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
 from clinic.templatetags.clinic_tags import money, tr
 
@@ -79,6 +80,32 @@ def _description(appointment, profile):
     return text
 
 
+def clinic_vtimezone(tz, around):
+    """The clinic's zone as a VTIMEZONE for the years around `around`, one RDATE per line.
+
+    icalendar writes every clock change since 1970 as one long multi-valued RDATE; some
+    readers keep only its first value (vobject does) and then put a summer visit an hour
+    off. A few years, each change on its own line, is read the same by all of them.
+    RFC 5545 gives each onset in the local time before the change (02:00 for spring-forward
+    in the US); icalendar gives the first wall-clock time after a forward jump (03:00), so
+    those are moved back by the jump.
+    """
+    vtimezone = Timezone.from_tzinfo(
+        tz, first_date=date(around.year - 1, 1, 1), last_date=date(around.year + 2, 1, 1)
+    )
+    for part in vtimezone.subcomponents:
+        jump = part["TZOFFSETTO"].td - part["TZOFFSETFROM"].td
+        shift = jump if jump > timedelta(0) else timedelta(0)
+        rdates = part.pop("RDATE", None)
+        onsets = [part.pop("DTSTART").dt]
+        for rdate in rdates if isinstance(rdates, list) else [rdates] if rdates else []:
+            onsets += [moment.dt for moment in rdate.dts]
+        part.add("DTSTART", onsets[0] - shift)
+        for onset in onsets[1:]:
+            part.add("RDATE", onset - shift)
+    return vtimezone
+
+
 def appointment_ics(appointment, *, sequence=0, cancelled=False, invitation=True):
     """The visit in the clinic's time zone (with its VTIMEZONE) and address as location.
 
@@ -95,6 +122,7 @@ def appointment_ics(appointment, *, sequence=0, cancelled=False, invitation=True
     calendar.add("prodid", "-//Clinic site//Appointments//EN")
     calendar.add("version", "2.0")
     calendar.add("method", method)
+    calendar.add_component(clinic_vtimezone(tz, appointment.starts_at.astimezone(tz)))
     event = Event()
     event.add("uid", appointment_uid(appointment))
     event.add("sequence", sequence)
@@ -116,5 +144,4 @@ def appointment_ics(appointment, *, sequence=0, cancelled=False, invitation=True
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("transp", "OPAQUE")
     calendar.add_component(event)
-    calendar.add_missing_timezones()
     return calendar.to_ical().decode()

@@ -2,7 +2,7 @@
 icalendar package that writes them, from the email exactly as it goes out (RFC 5546 / 6047)."""
 
 import email
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from booking import services
 from booking.calendar import appointment_ics
+from booking.models import Appointment
 from clinic.mail import _message
 from clinic.models import OutgoingEmail
 
@@ -127,3 +128,36 @@ def test_a_cancelled_file_names_the_attendee_even_without_a_clinic_email(
     assert cal.method.value == "CANCEL"
     assert cal.vevent.organizer.value == f"mailto:{parseaddr(settings.DEFAULT_FROM_EMAIL)[1]}"
     assert cal.vevent.attendee.value == f"mailto:{patient.email}"
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        datetime(2027, 1, 12, 10, 0),  # PST
+        datetime(2027, 7, 1, 10, 0),  # PDT
+        datetime(2027, 3, 14, 3, 30),  # spring-forward day, just after the jump
+        datetime(2027, 3, 13, 17, 0),  # the evening before it
+        datetime(2027, 11, 7, 9, 0),  # fall-back day, after the change
+        datetime(2028, 2, 29, 12, 0),  # a leap day
+    ],
+    ids=str,
+)
+def test_an_independent_parser_puts_the_visit_at_the_same_instant_in_every_season(
+    service, therapist, patient, local
+):
+    start = local.replace(tzinfo=PACIFIC)
+    visit = Appointment(
+        service=service,
+        therapist=therapist,
+        starts_at=start,
+        ends_at=start + timedelta(minutes=60),
+        patient_name=patient.name,
+        patient_email=patient.email,
+    )
+    text = appointment_ics(visit)
+    cal = vobject.readOne(text)
+    assert cal.vevent.dtstart.value.astimezone(UTC) == start.astimezone(UTC)
+    assert cal.vevent.dtend.value.astimezone(UTC) == (start + timedelta(hours=1)).astimezone(UTC)
+    # Each clock change on its own line: readers that keep one value per line see them all.
+    rdates = [line for line in text.splitlines() if line.startswith("RDATE")]
+    assert rdates and not any("," in line for line in rdates)
