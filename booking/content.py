@@ -25,6 +25,11 @@ SERVICES = [
         "buffer_minutes": 15,
         "price": Decimal("50"),
         "description": "A focused session on one area, such as the neck and shoulders.",
+        # No deep calf work: none of the calf and clot questions apply (staff can change it).
+        "asks_clot_signs": False,
+        "asks_surgery_or_immobility": False,
+        "asks_blood_thinners": False,
+        "asks_pregnant": False,
     },
     {
         "slug": "massage-60",
@@ -69,7 +74,8 @@ THERAPISTS = [
         "james-carter",
         "Licensed massage therapist with a background in sports massage and trigger points.",
         ["massage-30", "massage-60", "calf-low-back-trigger-point"],
-        [Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY],
+        # Saturday too: the clinic opens 9–2 on Saturdays (clinic.content.DEMO_HOURS).
+        [Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY, Weekday.SATURDAY],
     ),
     (
         "Ana Nguyen",
@@ -115,6 +121,8 @@ CALF_SERVICE = "calf-low-back-trigger-point"
 CALF_ARTICLE = "tight-calf-muscles-low-back-pain"
 
 DAY = [(time(9), time(12, 30)), (time(13, 30), time(18))]
+# Saturday's shorter day, inside the clinic's Saturday opening hours (9–2).
+SATURDAY = [(time(9), time(14))]
 
 
 @transaction.atomic
@@ -149,7 +157,7 @@ def load_booking_content():
         WorkingHours.objects.bulk_create(
             WorkingHours(therapist=therapist, weekday=day, opens=opens, closes=closes)
             for day in weekdays
-            for opens, closes in DAY
+            for opens, closes in (SATURDAY if day == Weekday.SATURDAY else DAY)
         )
     fill_blank(BookingRules, BookingRules.SINGLETON_PK, {"cancellation_policy_es": POLICY_ES})
     for slug, (name, description) in SERVICES_ES.items():

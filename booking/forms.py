@@ -82,8 +82,14 @@ class DetailsForm(forms.Form):
         "intake_pregnant",
     )
 
-    def __init__(self, *args, slot_choices, offer_times=False, **kwargs):
+    def __init__(
+        self, *args, slot_choices, offer_times=False, intake_fields=INTAKE_FIELDS, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        # Only the questions staff chose for this treatment are asked (or read from a POST).
+        for name in self.INTAKE_FIELDS:
+            if name not in intake_fields:
+                del self.fields[name]
         # Normally the time chosen on the previous step rides along hidden; after a lost
         # race the patient picks one of the fresh times offered instead.
         self.fields["slot"].widget = forms.RadioSelect() if offer_times else forms.HiddenInput()
@@ -99,7 +105,11 @@ class DetailsForm(forms.Form):
         return name
 
     def intake_answers(self):
-        return {name: self.cleaned_data[name] for name in self.INTAKE_FIELDS}
+        """The answers to the questions asked; a question not asked is None (not asked)."""
+        return {name: self.cleaned_data.get(name) for name in self.INTAKE_FIELDS}
+
+    def intake_questions(self):
+        return [self[name] for name in self.INTAKE_FIELDS if name in self.fields]
 
 
 class CancelForm(forms.Form):

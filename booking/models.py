@@ -44,6 +44,21 @@ class Service(models.Model):
     )
     is_active = models.BooleanField(_("bookable online"), default=True)
     display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
+    # Which health questions the details step asks for this treatment (staff choose; a new
+    # treatment asks all four until staff decide otherwise). The answers are staff-only.
+    asks_clot_signs = models.BooleanField(
+        "ask: new calf swelling, warmth, redness or pain at rest", default=True
+    )
+    asks_surgery_or_immobility = models.BooleanField(
+        "ask: surgery or a long time immobile in the last 3 months", default=True
+    )
+    asks_blood_thinners = models.BooleanField("ask: takes blood thinners", default=True)
+    asks_pregnant = models.BooleanField(
+        "ask: pregnant or could be",
+        default=True,
+        help_text="Untick the questions that do not matter for this treatment "
+        "(say, calf questions for a neck massage).",
+    )
 
     objects = ServiceQuerySet.as_manager()
 
@@ -64,6 +79,15 @@ class Service(models.Model):
     @property
     def buffer(self):
         return timedelta(minutes=self.buffer_minutes)
+
+    @property
+    def intake_fields(self):
+        """The Appointment intake fields the details step asks for this treatment, in order."""
+        return [
+            name
+            for name in Appointment.INTAKE_FIELDS
+            if getattr(self, "asks_" + name.removeprefix("intake_"))
+        ]
 
 
 class TherapistQuerySet(models.QuerySet):

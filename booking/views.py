@@ -412,6 +412,7 @@ def details(request, service, therapist, day, at):
             )
         form = DetailsForm(
             slot_choices=choices(),
+            intake_fields=service.intake_fields,
             initial={
                 "slot": start.isoformat(),
                 "submission_key": uuid.uuid4().hex,
@@ -420,7 +421,9 @@ def details(request, service, therapist, day, at):
         )
         return render(request, "booking/details.html", {**context, "form": form})
 
-    form = DetailsForm(request.POST, slot_choices=choices(nearby))
+    form = DetailsForm(
+        request.POST, slot_choices=choices(nearby), intake_fields=service.intake_fields
+    )
     if not form.is_valid():
         if "submission_key" in form.errors:
             # A damaged key: hand out a fresh one, so the next submit can go through.
@@ -452,7 +455,10 @@ def details(request, service, therapist, day, at):
         data = request.POST.copy()
         data["slot"] = ""
         form = DetailsForm(
-            data, slot_choices=[(s.isoformat(), _label(s)) for s in fresh], offer_times=True
+            data,
+            slot_choices=[(s.isoformat(), _label(s)) for s in fresh],
+            offer_times=True,
+            intake_fields=service.intake_fields,
         )
         form.is_valid()
         form.errors.pop("slot", None)

@@ -89,3 +89,104 @@ def test_the_answers_never_reach_an_email_a_log_a_url_or_a_cache_key(
     assert not any(word in key.lower() for key in map(str, cache_keys()) for word in TELLTALES)
     # The patient's own confirmation page does not show the answers either.
     assert "thinner" not in confirmation.content.decode().lower()
+
+
+# --- which questions a treatment asks (staff choose per treatment) ---------------------------
+QUESTIONS = {
+    "intake_clot_signs": "blood clot",
+    "intake_surgery_or_immobility": "surgery",
+    "intake_blood_thinners": "blood thinners",
+    "intake_pregnant": "pregnant",
+}
+
+
+@pytest.fixture
+def neck(therapist):
+    """A short neck treatment whose staff ticked none of the calf and clot questions."""
+    from booking.models import Service
+
+    neck = Service.objects.create(
+        name="Neck massage",
+        slug="neck",
+        duration_minutes=30,
+        asks_clot_signs=False,
+        asks_surgery_or_immobility=False,
+        asks_blood_thinners=False,
+        asks_pregnant=False,
+    )
+    therapist.services.add(neck)
+    return neck
+
+
+def asked(page):
+    return {name for name in QUESTIONS if f'name="{name}"' in page}
+
+
+def test_a_new_treatment_asks_all_four_questions_until_staff_choose(client, therapist, at):
+    page = client.get(details_url(therapist, at(10))).content.decode()
+    assert asked(page) == set(QUESTIONS)
+    assert "A few health questions" in page
+
+
+def test_a_treatment_that_asks_none_books_without_health_questions(client, therapist, neck, at):
+    url = details_url(therapist, at(10), service_slug="neck")
+    page = client.get(url).content.decode()
+    assert asked(page) == set()
+    assert "A few health questions" not in page
+    # Answers sent anyway (a stale form, a hand-made POST) are not kept: nothing was asked.
+    response = client.post(url, form_data(client, url, **ALL_YES))
+    assert response.status_code == 302
+    appointment = Appointment.objects.get()
+    assert [getattr(appointment, name) for name in QUESTIONS] == [None] * 4
+    assert not appointment.needs_clearance and not appointment.intake_answered
+
+
+def test_a_treatment_asks_only_the_questions_staff_ticked(client, therapist, neck, at):
+    neck.asks_pregnant = True
+    neck.save()
+    url = details_url(therapist, at(10), service_slug="neck")
+    page = client.get(url).content.decode()
+    assert asked(page) == {"intake_pregnant"}
+    assert "blood thinners" not in page and "Are you pregnant" in page
+
+    # The one question asked is still required, with the form kept.
+    data = form_data(client, url, intake_pregnant=None, notes="Stiff neck.")
+    refused = client.post(url, data)
+    assert refused.status_code == 400
+    assert "Please answer yes or no." in refused.content.decode()
+    assert "Stiff neck." in refused.content.decode()
+
+    response = client.post(url, form_data(client, url, intake_pregnant="yes"), follow=True)
+    assert "please speak to your doctor before your visit" in response.content.decode()
+    appointment = Appointment.objects.get()
+    assert appointment.intake_pregnant is True and appointment.intake_clot_signs is None
+    assert list(Appointment.objects.needing_clearance()) == [appointment]
+
+
+def test_the_demo_keeps_four_questions_for_leg_and_deep_work_and_none_for_the_neck(seeded):
+    from booking.models import Service
+
+    asks = {service.slug: service.intake_fields for service in Service.objects.all()}
+    for slug in ("calf-low-back-trigger-point", "massage-60", "massage-90"):
+        assert asks[slug] == list(Appointment.INTAKE_FIELDS), slug
+    assert asks["massage-30"] == []
+
+
+def test_staff_choose_the_questions_on_the_treatment_in_the_admin(client, staff_user, service):
+    client.force_login(staff_user)
+    url = f"/admin/booking/service/{service.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="asks_pregnant"' in page and 'name="asks_clot_signs"' in page
+    data = {
+        "name": service.name,
+        "slug": service.slug,
+        "duration_minutes": service.duration_minutes,
+        "buffer_minutes": service.buffer_minutes,
+        "display_order": 0,
+        "is_active": "on",
+        "asks_pregnant": "on",
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    service.refresh_from_db()
+    assert service.intake_fields == ["intake_pregnant"]
