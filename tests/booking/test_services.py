@@ -204,3 +204,27 @@ def test_the_database_refuses_an_overlap_written_behind_the_services_back(
     # A cancelled row may overlap: it holds no time.
     clash.status, clash.cancelled_at = "cancelled", timezone.now()
     clash.save()
+
+
+def test_the_demo_saturday_the_clinic_advertises_can_be_booked(seeded):
+    """The demo's opening hours say Saturday 9–2; a demo therapist works then."""
+    from datetime import UTC, date, datetime
+
+    from booking.models import Service
+    from booking.services import clinic_zone, free_starts
+    from clinic.models import OpeningHours
+
+    saturday = date(2026, 6, 6)
+    assert saturday.weekday() == OpeningHours.Weekday.SATURDAY
+    assert OpeningHours.objects.filter(weekday=OpeningHours.Weekday.SATURDAY).exists()
+    service = Service.objects.get(slug="massage-60")
+    free = free_starts(
+        service=service,
+        therapists=list(service.therapists.all()),
+        first_day=saturday,
+        last_day=saturday,
+        now=datetime(2026, 6, 1, 12, tzinfo=UTC),
+    )
+    starts = sorted(s.astimezone(clinic_zone()) for found in free.values() for s in found)
+    assert starts, "no demo therapist works on Saturdays"
+    assert starts[0].hour == 9 and starts[-1].hour * 60 + starts[-1].minute <= 13 * 60
