@@ -96,7 +96,10 @@ class DetailsForm(forms.Form):
         self.fields["slot"].choices = slot_choices
         self.fields["name"].widget.attrs["autocomplete"] = "name"
         self.fields["email"].widget.attrs["autocomplete"] = "email"
-        self.fields["phone"].widget.attrs.update({"autocomplete": "tel", "type": "tel"})
+        # The input type is the widget's own, never an attribute: "type" in attrs would be
+        # written a second time on the tag (invalid HTML).
+        self.fields["phone"].widget.input_type = "tel"
+        self.fields["phone"].widget.attrs["autocomplete"] = "tel"
 
     def clean_name(self):
         name = " ".join(self.cleaned_data["name"].split())

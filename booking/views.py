@@ -22,15 +22,16 @@ from django.utils import dateformat, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 from django_ratelimit.decorators import ratelimit
 
 from articles.models import Article
+from clinic.models import Closure
 
 from . import services, slots
 from .calendar import appointment_ics
 from .forms import CancelForm, DetailsForm
-from .models import Appointment, BookingRules, Service, Therapist
+from .models import Appointment, BookingRules, Service, Therapist, WorkingHours
 
 ANY = "any"
 PUBLIC_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -170,8 +171,23 @@ def _month_from(request, today, last_day):
     return month, None
 
 
-def _month(request, *, service, therapists, day_url, carry_params, ignoring=None):
-    """The month view's context (free days link to day_url(day)), or a 400 response."""
+def _day_state(day, *, today, last_day, free, worked, closed):
+    """What the month says about one day, in words as well as colour: free, past, fully
+    booked, closed (nobody works then, or a clinic closure) or not bookable yet."""
+    if day < today:
+        return "past"
+    if day > last_day:
+        return "later"
+    if free:
+        return "free"
+    if day.weekday() not in worked or any(first <= day <= last for first, last in closed):
+        return "closed"
+    return "full"
+
+
+def _month(request, *, service, therapists, day_url, first_url, carry_params, ignoring=None):
+    """The month view's context (free days link to day_url(day), the soonest free time to
+    first_url(start)), or a 400 response."""
     rules = BookingRules.current()
     tz = services.clinic_zone()
     now = timezone.now()
@@ -212,6 +228,20 @@ def _month(request, *, service, therapists, day_url, carry_params, ignoring=None
         return "?" + urlencode({"month": f"{first:%Y-%m}", **carry_params})
 
     first_free = next(iter(merged), None)
+    # Two queries whatever the size of the clinic: tells a fully booked day from a closed one.
+    worked = WorkingHours.objects.filter(therapist__in=therapists).weekdays()
+    closed = list(Closure.objects.covering(month, month_end).values_list("starts_on", "ends_on"))
+
+    def state(day):
+        return _day_state(
+            day,
+            today=today,
+            last_day=last_day,
+            free=bool(free_days.get(day)),
+            worked=worked,
+            closed=closed,
+        )
+
     return {
         "month": month,
         "weeks": [
@@ -221,6 +251,7 @@ def _month(request, *, service, therapists, day_url, carry_params, ignoring=None
                     "in_month": day.month == month.month,
                     "free": len(free_days.get(day, ())),
                     "url": day_url(day) if free_days.get(day) else "",
+                    "state": state(day),
                 }
                 for day in week
             ]
@@ -233,7 +264,7 @@ def _month(request, *, service, therapists, day_url, carry_params, ignoring=None
         else "",
         "next_month_url": month_link(next_month) if next_month <= last_day else "",
         "first_free": first_free,
-        "first_free_url": day_url(timezone.localtime(first_free).date()) if first_free else "",
+        "first_free_url": first_url(first_free) if first_free else "",
         "last_day": last_day,
     }, None
 
@@ -253,6 +284,8 @@ def choose_day(request, service, therapist):
         service=service,
         therapists=therapists,
         day_url=day_url,
+        # The soonest free time leads straight to its details step, as it says.
+        first_url=lambda start: _details_url(service, therapist, start, carry),
         carry_params={"from": article.slug} if article else {},
     )
     if problem:
@@ -555,17 +588,26 @@ def _manage_context(appointment, token, **extra):
 @require_safe
 def manage(request, token):
     appointment = _managed(token)
-    context = _manage_context(appointment, token, cancel_form=CancelForm())
+    context = _manage_context(appointment, token)
     return _private(render(request, "booking/manage.html", context))
 
 
-@require_POST
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def cancel(request, token):
+    """A second step before cancelling: GET asks "Cancel it?" (no JavaScript), POST cancels."""
     appointment = _managed(token)
+    if request.method != "POST":
+        if not appointment.is_active:
+            return redirect("booking:manage", token=token)
+        if not services.can_change_online(appointment):
+            return _too_late(request, token)
+        context = _manage_context(appointment, token, cancel_form=CancelForm())
+        return _private(render(request, "booking/cancel_confirm.html", context))
     form = CancelForm(request.POST)
     if not form.is_valid():
         context = _manage_context(appointment, token, cancel_form=form)
-        return _private(render(request, "booking/manage.html", context, status=400))
+        return _private(render(request, "booking/cancel_confirm.html", context, status=400))
     try:
         cancelled = services.cancel_appointment(
             appointment=appointment, reason=form.cleaned_data["reason"]
@@ -594,6 +636,10 @@ def reschedule_day(request, token):
         service=appointment.service,
         therapists=[appointment.therapist],
         day_url=day_url,
+        first_url=lambda start: reverse(
+            "booking:reschedule_confirm",
+            args=[token, timezone.localtime(start).date(), timezone.localtime(start).time()],
+        ),
         carry_params={},
         ignoring=appointment,
     )
@@ -689,5 +735,10 @@ def reschedule_confirm(request, token, day, at):
                 back_label=_("Choose another time"),
             )
         )
-    context = _manage_context(appointment, token, new_start=start)
+    context = _manage_context(
+        appointment,
+        token,
+        new_start=start,
+        new_zone_name=dateformat.format(timezone.localtime(start), "T"),
+    )
     return _private(render(request, "booking/reschedule_confirm.html", context))

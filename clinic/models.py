@@ -96,6 +96,10 @@ class WeeklyIntervalQuerySet(models.QuerySet):
             weekly.setdefault(owner_id, {}).setdefault(weekday, []).append((opens, closes))
         return weekly
 
+    def weekdays(self):
+        """The weekdays (Monday 0) on which any of these intervals falls, in one query."""
+        return set(self.values_list("weekday", flat=True).distinct())
+
 
 class WeeklyInterval(models.Model):
     """One interval on one weekday, repeated every week (opening or working hours).

@@ -1,5 +1,6 @@
 """The patient's manage link: see, move or cancel the booking without calling."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -192,3 +193,71 @@ def test_opening_the_move_page_for_a_taken_time_says_it_is_not_free(
     response = client.get(move_url(token, at(14)))
     assert response.status_code == 409
     assert "is not free" in response.content.decode()
+
+
+# --- cancelling asks first (issue 16, part 6) -------------------------------------------------
+def test_cancelling_takes_a_second_step_that_changes_nothing_until_confirmed(
+    client, appointment, token
+):
+    page = client.get(manage(token)).content.decode()
+    cancel_url = reverse("booking:cancel", args=[token])
+    assert f'href="{cancel_url}"' in page
+    assert f'action="{cancel_url}"' not in page  # no one-tap cancel from the manage page
+
+    ask = client.get(cancel_url)
+    assert ask.status_code == 200
+    assert "no-store" in ask["Cache-Control"]
+    question = ask.content.decode()
+    assert "Cancel your appointment?" in question
+    assert f'action="{cancel_url}"' in question and 'name="reason"' in question
+    assert f'href="{manage(token)}"' in question  # "No, keep it"
+    assert "Maria Lopez" in question
+    appointment.refresh_from_db()
+    assert appointment.status == "confirmed"
+    assert not OutgoingEmail.objects.filter(subject__startswith="Cancelled").exists()
+
+    assert client.post(cancel_url, {"reason": "Flu"}).status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.status == "cancelled"
+    # Asking again about a cancelled appointment leads back to it.
+    again = client.get(cancel_url)
+    assert again.status_code == 302 and again["Location"] == manage(token)
+
+
+def test_the_cancel_question_after_the_cutoff_gives_the_phone(client, appointment, token):
+    with time_machine.travel(appointment.starts_at - timedelta(hours=23)):
+        response = client.get(reverse("booking:cancel", args=[token]))
+    assert response.status_code == 409
+    assert "too late to change this appointment online" in response.content.decode()
+
+
+def test_a_too_long_reason_keeps_the_question_and_what_was_typed(client, appointment, token):
+    response = client.post(reverse("booking:cancel", args=[token]), {"reason": "y" * 301})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Cancel your appointment?" in page and "y" * 301 in page
+
+
+def test_the_move_question_labels_both_times_with_their_zone(
+    client, booking_rules, clinic, therapist, service, patient
+):
+    from datetime import datetime
+
+    tz = timezone.get_default_timezone()
+    # Booked for Monday 2 March 2026 (PST), moved to Monday 9 March (PDT: clocks go forward
+    # on the 8th).
+    with time_machine.travel(datetime(2026, 2, 20, 9, tzinfo=tz), tick=False):
+        booked = services.book_appointment(
+            service=service,
+            therapist=therapist,
+            start=datetime(2026, 3, 2, 10, tzinfo=tz),
+            patient=patient,
+        )
+        token = services.manage_token(booked)
+        page = client.get(move_url(token, datetime(2026, 3, 9, 10, tzinfo=tz)))
+    assert page.status_code == 200
+    text = page.content.decode()
+    old = re.search(r"<del>([^<]+)</del>\s*<span[^>]*>\((\w+)\)</span>", text)
+    new = re.search(r"<strong>([^<]+)</strong>\s*<span[^>]*>\((\w+)\)</span>", text)
+    assert old and "March 2" in old.group(1) and old.group(2) == "PST"
+    assert new and "March 9" in new.group(1) and new.group(2) == "PDT"

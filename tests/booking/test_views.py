@@ -257,3 +257,70 @@ def test_too_many_booking_posts_from_one_address_get_a_friendly_429(
     assert "Too many tries" in response.content.decode()
     assert "1-209-915-2296" in response.content.decode()
     assert client.get(url, REMOTE_ADDR=address).status_code == 200  # reading is fine
+
+
+# --- issue 16, part 6: small confusions ------------------------------------------------------
+def _frozen(local):
+    """An instant in the clinic's zone (for time_machine)."""
+    from django.utils import timezone as tz
+
+    return local.replace(tzinfo=tz.get_default_timezone())
+
+
+def test_the_soonest_free_time_leads_to_that_times_details_step(client, therapist):
+    # Wednesday 4 March 2026, 08:00: two hours' notice makes 10:00 the soonest free time.
+    with time_machine.travel(_frozen(datetime(2026, 3, 4, 8, 0)), tick=False):
+        page = client.get(reverse("booking:day", args=["massage-60", "any"])).content.decode()
+        link = re.search(r'Soonest free time: <a href="([^"]+)">([^<]+)</a>', page)
+        assert link, "no soonest free time"
+        assert link.group(1) == "/book/massage-60/any/2026-03-04/1000/"
+        assert "10:00 AM" in link.group(2)
+        details = client.get(link.group(1))
+        assert details.status_code == 200
+        assert 'name="submission_key"' in details.content.decode()
+
+
+def _day_cells(page):
+    """{day of the month: the cell's text as read (visible and screen-reader text)}."""
+    cells = {}
+    grid = page[page.index('<table class="month-grid">') :]
+    grid = grid[: grid.index("</table>")]
+    for cell in re.findall(r"<td>(.*?)</td>", grid, flags=re.S):
+        if "day-outside" in cell:
+            continue
+        text = re.sub(r"<[^>]+>", " ", cell)
+        number = int(text.split()[0])
+        cells[number] = " ".join(text.split()[1:])
+    return cells
+
+
+def test_days_without_free_times_say_in_words_whether_past_fully_booked_or_closed(
+    client, therapist, service, patient, clinic
+):
+    from booking import services
+
+    monday = date(2026, 3, 9)
+    Closure.objects.create(clinic=clinic, starts_on=monday, ends_on=monday)
+    with time_machine.travel(_frozen(datetime(2026, 3, 4, 8, 0)), tick=False):
+        thursday = date(2026, 3, 5)
+        # Book Thursday full: every free start, until none is left.
+        while free := services.free_starts(
+            service=service, therapists=[therapist], first_day=thursday, last_day=thursday
+        )[therapist.pk]:
+            services.book_appointment(
+                service=service, therapist=therapist, start=free[0], patient=patient
+            )
+        url = reverse("booking:day", args=["massage-60", therapist.slug])
+        cells = _day_cells(client.get(url).content.decode())
+    assert "past" in cells[3] and "full" not in cells[3]  # Tuesday, before today
+    assert "fully booked" in cells[5] and cells[5].startswith("full")  # seen, not just heard
+    assert "closed" in cells[7] and "fully booked" not in cells[7]  # Saturday: nobody works
+    assert "closed" in cells[9]  # a clinic closure
+    assert "free time" in cells[6]  # Friday: open and free
+    assert "past" not in cells[5]
+
+
+def test_the_phone_field_says_its_type_once(client, therapist, at):
+    page = client.get(details_url(therapist, at(10))).content.decode()
+    tag = re.search(r'<input[^>]*name="phone"[^>]*>', page).group(0)
+    assert re.findall(r"\stype=", tag) == [" type="] and 'type="tel"' in tag
