@@ -5,20 +5,25 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
-from clinic.images import sanitise_upload
+from clinic.images import sanitise_upload, square_webp_sizes
 from clinic.models import WeeklyInterval
 
 
 class ServiceQuerySet(models.QuerySet):
     def active(self):
         return self.filter(is_active=True)
+
+    def bookable(self):
+        """Bookable online and offered by at least one bookable therapist."""
+        return self.active().filter(therapists__is_active=True).distinct()
 
 
 class Service(models.Model):
@@ -97,6 +102,10 @@ class TherapistQuerySet(models.QuerySet):
     def offering(self, service):
         return self.active().filter(services=service)
 
+    def bookable(self):
+        """Bookable online and offering at least one treatment bookable online."""
+        return self.active().filter(services__is_active=True).distinct()
+
 
 class Therapist(models.Model):
     """Someone patients can book; offers some of the services."""
@@ -112,6 +121,9 @@ class Therapist(models.Model):
         blank=True,
         help_text=_("What the photo shows, for people who cannot see it."),
     )
+    # Square WebP copies of the photo for the home page ({width: stored name}), made once
+    # the save has committed; empty until then (the page shows the photo itself).
+    photo_sizes = models.JSONField(default=dict, blank=True, editable=False)
     services = models.ManyToManyField(
         Service, related_name="therapists", blank=True, verbose_name=_("services offered")
     )
@@ -135,10 +147,24 @@ class Therapist(models.Model):
     def __str__(self):
         return self.name
 
+    PHOTO_WIDTHS = (96, 192)  # shown at 96 CSS px: 1x and 2x screens
+
     def save(self, *args, **kwargs):
         # A new photo is stored as a re-encoded copy: the camera's metadata (GPS) never is.
+        new_photo = bool(self.photo) and not self.photo._committed
         sanitise_upload(self.photo)
+        if new_photo or not self.photo:
+            self.photo_sizes = {}
         super().save(*args, **kwargs)
+        if new_photo:
+            pk, name = self.pk, self.photo.name
+            transaction.on_commit(lambda: make_photo_sizes(pk, name))
+
+    @property
+    def photo_srcset(self):
+        return ", ".join(
+            f"{default_storage.url(name)} {width}w" for width, name in self.photo_sizes.items()
+        )
 
     def clean(self):
         errors = {}
@@ -150,6 +176,13 @@ class Therapist(models.Model):
             errors["photo_alt"] = _("Describe the photo for screen readers.")
         if errors:
             raise ValidationError(errors)
+
+
+def make_photo_sizes(therapist_pk, name):
+    """Write the home page's sizes of a therapist's photo `name` and record them, unless
+    the photo changed meanwhile (then its own save makes its own)."""
+    sizes = square_webp_sizes(name, Therapist.PHOTO_WIDTHS)
+    Therapist.objects.filter(pk=therapist_pk, photo=name).update(photo_sizes=sizes)
 
 
 class WorkingHours(WeeklyInterval):

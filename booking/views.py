@@ -135,11 +135,25 @@ def _step_context(service, therapist, step, article, **extra):
 @require_safe
 def choose_service(request):
     article = _source_article(request)
-    offered = Service.objects.active().filter(therapists__is_active=True).distinct()
+    offered = Service.objects.bookable()
+    # ?therapist=<slug> (the home page's therapists): their treatments, each straight to
+    # that therapist's calendar. An unknown or unbookable one shows every treatment.
+    chosen = None
+    slug = request.GET.get("therapist", "")
+    if slug and len(slug) <= 120 and slug_re.match(slug):
+        chosen = Therapist.objects.active().filter(slug=slug).first()
+    if chosen is not None:
+        offered = offered.filter(therapists=chosen)
     return render(
         request,
         "booking/service.html",
-        {"services": offered, "step": 1, "steps": 5, "carry": _carry(article)},
+        {
+            "services": offered,
+            "chosen_therapist": chosen,
+            "step": 1,
+            "steps": 5,
+            "carry": _carry(article),
+        },
     )
 
 

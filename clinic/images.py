@@ -63,3 +63,29 @@ def sanitise_upload(field_file):
     name = f"{uuid4().hex}{extension}"
     field_file.file = CleanImage(data, name=name)
     field_file.name = name
+
+
+def square_webp_sizes(name, widths, *, storage=None):
+    """Square WebP copies of the stored image `name` (centre-cropped), one per width in
+    `widths` up to the image's own size, stored beside it as `<stem>-<width>.webp`.
+
+    Returns {width (str): stored name}. Made from the stored, already metadata-free copy,
+    so the sizes hold no metadata either.
+    """
+    from django.core.files.storage import default_storage
+
+    storage = storage or default_storage
+    with storage.open(name, "rb") as source, Image.open(source) as original:
+        image = ImageOps.exif_transpose(original).convert("RGB")
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    square = image.crop((left, top, left + side, top + side))
+    stem = name.rsplit(".", 1)[0]
+    sizes = {}
+    for width in sorted({min(w, side) for w in widths}):
+        buffer = BytesIO()
+        square.resize((width, width), Image.Resampling.LANCZOS).save(buffer, "WEBP", quality=80)
+        target = f"{stem}-{width}.webp"
+        storage.delete(target)  # a deterministic name: the media view finds the owner by it
+        sizes[str(width)] = storage.save(target, ContentFile(buffer.getvalue()))
+    return sizes

@@ -5,6 +5,7 @@ import re
 
 from django.conf import settings
 from django.db import connections
+from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -16,7 +17,7 @@ from django.views.static import serve
 
 from articles.images import SIZE_NAME, size_names
 from articles.models import Article
-from booking.models import Therapist
+from booking.models import Service, Therapist
 
 from .seo import clinic_jsonld
 from .services import get_clinic_profile
@@ -32,6 +33,9 @@ def home(request):
         request,
         "clinic/home.html",
         {
+            # What the clinic offers, each a way into booking (two queries, however many).
+            "treatments": Service.objects.bookable(),
+            "therapists": Therapist.objects.bookable(),
             "latest_articles": latest,
             "jsonld": clinic_jsonld(profile) if profile else None,
         },
@@ -108,6 +112,7 @@ def server_error(request):
 
 # A name as the site's uploads are stored. Anything else (too long, "..", NUL, slashes sent
 # encoded, another folder) is a 404 before the filesystem or the database sees it.
+PHOTO_SIZE_NAME = re.compile(r"(?P<stem>therapists/[\w-]{1,80})-[0-9]{2,4}\.webp")
 MEDIA_NAME = re.compile(r"(?:articles/hero/(?:sizes/[0-9]{1,18}/)?|therapists/)[\w-][\w.-]{0,99}")
 
 
@@ -121,7 +126,12 @@ def _media_audience(path, *, staff):
     if not MEDIA_NAME.fullmatch(path) or ".." in path:
         return None
     if path.startswith("therapists/"):
-        therapist = Therapist.objects.filter(photo=path).first()
+        # A photo, or one of its sizes (<photo's stem>-<width>.webp, made from it).
+        size = PHOTO_SIZE_NAME.fullmatch(path)
+        owner = Q(photo__startswith=f"{size['stem']}.") if size else Q(photo=path)
+        therapist = Therapist.objects.filter(owner).first()
+        if size and therapist and path not in therapist.photo_sizes.values():
+            return None
         if therapist is None or not (therapist.is_active or staff):
             return None
         return "public" if therapist.is_active else "staff"

@@ -97,3 +97,9 @@ def money(amount):
         return ""
     amount = Decimal(amount)
     return f"${amount:,.0f}" if amount == amount.to_integral_value() else f"${amount:,.2f}"
+
+
+@register.filter
+def initials(name):
+    """ "Maria Lopez" → "ML": stands in for a therapist's photo until staff add one."""
+    return "".join(word[0] for word in str(name).split()[:2]).upper()

@@ -53,13 +53,14 @@ def booking_paths(client, appointment):
     day = f"/book/{SERVICE}/any/"
     page = client.get(day).content.decode()
     time_step = re.search(rf'href="(/book/{SERVICE}/any/\d{{4}}-\d{{2}}-\d{{2}}/)"', page).group(1)
-    details = re.search(rf'href="({time_step}\d{{4}}/)"', client.get(time_step).content.decode())
+    # The day's last time: grow() books 10:00 on the coming days, which may take the first.
+    details = re.findall(rf'href="({time_step}\d{{4}}/)"', client.get(time_step).content.decode())
     token = manage_token(appointment)
     manage = reverse("booking:manage", args=[token])
     move = reverse("booking:reschedule", args=[token])
     move_page = client.get(move).content.decode()
     move_day = re.search(rf'href="({re.escape(move)}\d{{4}}-\d{{2}}-\d{{2}}/)"', move_page).group(1)
-    move_to = re.search(rf'href="({move_day}\d{{4}}/)"', client.get(move_day).content.decode())
+    move_to = re.findall(rf'href="({move_day}\d{{4}}/)"', client.get(move_day).content.decode())
     therapist = appointment.therapist.slug
     return [
         "/book/",
@@ -67,18 +68,20 @@ def booking_paths(client, appointment):
         day,
         f"/book/{SERVICE}/{therapist}/",
         time_step,
-        details.group(1),
+        details[-1],
         reverse("booking:confirmation", args=[appointment.public_token]),
         reverse("booking:ics", args=[appointment.public_token]),
         manage,
+        reverse("booking:cancel", args=[token]),
         move,
         move_day,
-        move_to.group(1),
+        move_to[-1],
     ]
 
 
 PUBLIC = [
     "/",
+    "/es/",
     "/articles/",
     "/articles/?q=calf",
     "/articles/?topic=low-back-pain",
@@ -115,10 +118,15 @@ def grow(author, patient):
             for p in range(1, 4)
         )
     service = Service.objects.get(slug=SERVICE)
+    # More treatments and therapists: the home page lists them all.
+    more = [
+        Service.objects.create(name=f"Extra {n}", slug=f"extra-{n}", duration_minutes=45, price=60)
+        for n in range(3)
+    ]
     template = Therapist.objects.offering(service).first()
     for n in range(2):
-        extra = Therapist.objects.create(name=f"Extra {n}", slug=f"extra-{n}")
-        extra.services.set([service])
+        extra = Therapist.objects.create(name=f"Extra {n}", slug=f"extra-{n}", bio="Calves.")
+        extra.services.set([service, *more])
         for hours in template.working_hours.all():
             hours.pk = None
             hours.therapist = extra

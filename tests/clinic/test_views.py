@@ -80,7 +80,8 @@ def test_profile_is_read_from_the_cache_after_the_first_page(
 ):
     settings.PAGE_CACHE_SECONDS = 0  # the view's own queries, not a page cache hit
     client.get("/")
-    with django_assert_num_queries(2):  # the latest articles and their topics, nothing else
+    # The latest articles and their topics, the treatments and the therapists, nothing else.
+    with django_assert_num_queries(4):
         client.get("/")
 
 
