@@ -40,8 +40,15 @@ def test_following_the_email_link_to_move_then_cancel(
     when = timezone.localtime(moved.starts_at)
     expect(page.locator(".booking-summary")).to_contain_text(f"{when:%B} {when.day}")
 
+    # Cancelling asks first, on a page of its own; nothing changes until the second press.
+    page.get_by_role("link", name="Cancel this appointment").click()
+    page.wait_for_url("**/cancel/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel your appointment?")
+    expect(page.locator(".booking-summary")).to_contain_text(f"{when:%B} {when.day}")
+    check_page("manage-cancel-confirm")
+    assert Appointment.objects.get().status == "confirmed"
     page.get_by_label("Reason (optional)").fill("Away that week")
-    page.get_by_role("button", name="Cancel this appointment").click()
+    page.get_by_role("button", name="Yes, cancel my appointment").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("This appointment is cancelled")
     check_page("manage-cancelled")
     cancelled = Appointment.objects.get()
