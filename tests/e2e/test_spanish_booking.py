@@ -22,7 +22,7 @@ def test_booking_in_spanish_from_the_spanish_home_page(page, check_page, live_se
     check_page("es-booking-1-service")
 
     page.set_viewport_size(PHONE)
-    page.locator("a.choice").first.click()
+    page.get_by_role("link", name=re.compile("Masaje de 60 minutos")).click()
     page.wait_for_url(re.compile(r"/es/book/[a-z0-9-]+/$"))
     page.get_by_role("link", name=re.compile("Cualquiera")).click()
     page.wait_for_url(re.compile(r"/es/book/[a-z0-9-]+/any/$"))

@@ -112,6 +112,7 @@ def segments(value):
 def test_choosing_a_treatment_and_therapist_survives_anything(web, world, value):
     before = state()
     check(web.get("/book/", {"from": value}), "?from= on the first step")
+    check(web.get("/book/", {"therapist": value}), "?therapist= on the first step")
     for segment in segments(value):
         check(web.get(f"/book/{segment}/", {"from": value}), "the treatment step")
         check(web.get(f"/book/massage-60/{segment}/"), "the therapist step")
