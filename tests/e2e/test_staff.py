@@ -1,5 +1,7 @@
 """Staff sign in, preview a draft exactly as patients will see it, and publish it."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -41,3 +43,33 @@ def test_staff_preview_a_draft_then_publish_it(page, check_page, live_server, se
     assert page.goto(live_server.url + draft.get_absolute_url()).status == 200
     expect(page.get_by_role("heading", level=1)).to_have_text("Hamstrings and your back")
     check_page("article-just-published")
+
+
+def test_the_newsletter_issue_list_tools_leave_its_heading_readable_at_1280(
+    page, check_page, live_server, seeded, staff_user, make_article
+):
+    # Several published articles: each is offered as a one-click draft beside "Add".
+    for n in range(3):
+        make_article(title=f"Stretching the calves, part {n + 1}", slug=f"calf-part-{n + 1}")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live_server.url + "/admin/login/?next=/admin/newsletter/newsletterissue/")
+    page.get_by_label("Username").fill("staffer")
+    page.get_by_label("Password").fill("a-long-staff-password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/newsletter/newsletterissue/")
+    heading = page.locator("#content h1").bounding_box()
+    assert heading["width"] > 0
+    tools = [page.get_by_role("link", name="Add newsletter issue")]
+    tools += [
+        page.get_by_role("button", name=re.compile("Draft an issue from")).nth(n) for n in range(3)
+    ]
+    for tool in tools:
+        box = tool.bounding_box()
+        apart = (
+            box["y"] >= heading["y"] + heading["height"]
+            or box["y"] + box["height"] <= heading["y"]
+            or box["x"] >= heading["x"] + heading["width"]
+            or box["x"] + box["width"] <= heading["x"]
+        )
+        assert apart, f"{tool} covers the list's heading"
+    check_page("admin-newsletter-issues")
