@@ -63,13 +63,19 @@ def test_the_newsletter_issue_list_tools_leave_its_heading_readable_at_1280(
     tools += [
         page.get_by_role("button", name=re.compile("Draft an issue from")).nth(n) for n in range(3)
     ]
-    for tool in tools:
-        box = tool.bounding_box()
-        apart = (
-            box["y"] >= heading["y"] + heading["height"]
-            or box["y"] + box["height"] <= heading["y"]
-            or box["x"] >= heading["x"] + heading["width"]
-            or box["x"] + box["width"] <= heading["x"]
+
+    def apart(a, b):
+        return (
+            a["y"] >= b["y"] + b["height"]
+            or a["y"] + a["height"] <= b["y"]
+            or a["x"] >= b["x"] + b["width"]
+            or a["x"] + a["width"] <= b["x"]
         )
-        assert apart, f"{tool} covers the list's heading"
+
+    boxes = [tool.bounding_box() for tool in tools]
+    for tool, box in zip(tools, boxes, strict=True):
+        assert apart(box, heading), f"{tool} covers the list's heading"
+    # Nor do the tools cover one another when they wrap onto a second row.
+    for n, box in enumerate(boxes):
+        assert all(apart(box, other) for other in boxes[n + 1 :]), boxes
     check_page("admin-newsletter-issues")
