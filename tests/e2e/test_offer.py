@@ -66,6 +66,9 @@ def test_from_the_home_page_to_a_therapists_soonest_time_on_a_phone(
     page.set_viewport_size(PHONE)
     page.get_by_role("link", name=re.compile(words["neck"])).click()
     page.wait_for_url(re.compile(r"/book/massage-30/james-carter/$"))
+    # Next month: whole weeks ahead whatever today is, so its Sundays are not past.
+    page.locator(".month-nav").get_by_role("link").last.click()
+    page.wait_for_url(re.compile(r"\?month=\d{4}-\d{2}$"))
     grid = page.locator("table.month-grid")
     # Sundays: nobody works, and the month says so in words.
     expect(grid.locator(".day-closed .day-note").first).to_have_text(words["closed"])
