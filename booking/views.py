@@ -753,6 +753,6 @@ def reschedule_confirm(request, token, day, at):
         appointment,
         token,
         new_start=start,
-        new_zone_name=dateformat.format(timezone.localtime(start), "T"),
+        new_zone_name=_zone_name(start),
     )
     return _private(render(request, "booking/reschedule_confirm.html", context))
