@@ -24,7 +24,8 @@ def test_loading_content_twice_duplicates_nothing(capsys):
     assert "3 therapist(s) added" in out
     assert "0 article(s) and 0 therapist(s) added" in out
     assert Therapist.objects.count() == 3 and Service.objects.count() == 4
-    assert WorkingHours.objects.count() == 3 * 2 * 4 - 2  # Ana works three days
+    # Two intervals a weekday; Ana works three days, James a fifth (Saturday, one interval).
+    assert WorkingHours.objects.count() == 3 * 2 * 4 - 2 + 1
     assert BookingRules.objects.get().cancellation_policy
 
 
