@@ -153,9 +153,12 @@ class Therapist(models.Model):
         # A new photo is stored as a re-encoded copy: the camera's metadata (GPS) never is.
         new_photo = bool(self.photo) and not self.photo._committed
         sanitise_upload(self.photo)
+        retired = []
         if new_photo or not self.photo:
-            self.photo_sizes = {}
+            retired, self.photo_sizes = list(self.photo_sizes.values()), {}
         super().save(*args, **kwargs)
+        if retired:  # the replaced photo's sizes: no page shows them any more
+            transaction.on_commit(lambda: [default_storage.delete(name) for name in retired])
         if new_photo:
             pk, name = self.pk, self.photo.name
             transaction.on_commit(lambda: make_photo_sizes(pk, name))

@@ -161,6 +161,9 @@ def test_a_treatment_asks_only_the_questions_staff_ticked(client, therapist, nec
     appointment = Appointment.objects.get()
     assert appointment.intake_pregnant is True and appointment.intake_clot_signs is None
     assert list(Appointment.objects.needing_clearance()) == [appointment]
+    for email in OutgoingEmail.objects.all():  # still staff-only: no email carries it
+        text = " ".join([email.subject, email.body_text, email.body_html]).lower()
+        assert not any(word in text for word in TELLTALES), email.subject
 
 
 def test_the_demo_keeps_four_questions_for_leg_and_deep_work_and_none_for_the_neck(seeded):

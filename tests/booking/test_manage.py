@@ -261,3 +261,13 @@ def test_the_move_question_labels_both_times_with_their_zone(
     new = re.search(r"<strong>([^<]+)</strong>\s*<span[^>]*>\((\w+)\)</span>", text)
     assert old and "March 2" in old.group(1) and old.group(2) == "PST"
     assert new and "March 9" in new.group(1) and new.group(2) == "PDT"
+
+
+def test_the_soonest_free_time_on_the_move_page_opens_its_move_question(client, appointment, token):
+    page = client.get(reverse("booking:reschedule", args=[token])).content.decode()
+    link = re.search(r'Soonest free time: <a href="([^"]+)">', page)
+    assert link, "no soonest free time"
+    assert re.fullmatch(re.escape(manage(token)) + r"move/\d{4}-\d{2}-\d{2}/\d{4}/", link.group(1))
+    question = client.get(link.group(1))
+    assert question.status_code == 200
+    assert "Move your appointment?" in question.content.decode()

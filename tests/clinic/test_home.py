@@ -105,6 +105,18 @@ def test_a_photo_is_responsive_lazy_and_sized_so_nothing_shifts(
         with Image.open(io.BytesIO(body)) as image:
             assert image.format == "WEBP" and image.size == (int(width[:-1]),) * 2
             assert not image.getexif()
+    # A new photo replaces the sizes; the old ones are deleted.
+    from django.core.files.storage import default_storage
+
+    old_sizes = list(maria.photo_sizes.values())
+    with django_capture_on_commit_callbacks(execute=True):
+        maria.photo = gps_jpeg(size=(300, 300))
+        maria.save()
+    maria.refresh_from_db()
+    assert not any(default_storage.exists(name) for name in old_sizes)
+    assert all(default_storage.exists(name) for name in maria.photo_sizes.values())
+    candidates = {f"{w}w": default_storage.url(n) for w, n in maria.photo_sizes.items()}
+    assert client.get(candidates["96w"]).status_code == 200
     # A therapist no longer bookable: the photo's sizes are no longer public either.
     Therapist.objects.filter(pk=maria.pk).update(is_active=False)
     assert client.get(candidates["96w"]).status_code == 404
