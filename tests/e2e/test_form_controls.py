@@ -1,7 +1,8 @@
 """Form controls people can see (WCAG 2.2 SC 1.4.11 and 2.5.8), read from the browser.
 
 axe and pa11y do not check a control's own boundary or its focus ring, so this does: on
-every patient form (booking details, move, cancel, newsletter, search), in English and
+every patient form (booking details, move, cancel, newsletter sign-up, confirm and
+unsubscribe, search), in English and
 Spanish at 390 px, every visible control's border (or its fill) and its focus outline must
 reach 3:1 against what surrounds it, and every control must be at least 24 × 24 CSS px.
 """
@@ -10,11 +11,14 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from booking import services
 from booking.models import Service, Therapist
+from newsletter import services as newsletter
+from newsletter.models import Subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,6 +164,12 @@ def test_every_control_on_every_patient_form_can_be_seen_and_hit(
     page.goto(f"{base}/newsletter/")
     assert_controls_visible(page, "newsletter", at_least=4)
     check_page(f"controls-{language}-newsletter")
+    # The newsletter's confirm and unsubscribe buttons, reached from its emails.
+    newsletter.subscribe(email="reader@example.com", language=language)
+    subscriber = Subscriber.objects.get(email="reader@example.com")
+    for link in (newsletter.confirm_url(subscriber), newsletter.unsubscribe_url(subscriber)):
+        page.goto(link.replace(settings.SITE_URL, live_server.url))
+        assert_controls_visible(page, link.split("/")[-3], at_least=3)
     page.goto(f"{base}/articles/?q=calf")
     expect(page.locator('input[name="q"]')).to_be_visible()
     assert_controls_visible(page, "search", at_least=4)
