@@ -2,9 +2,9 @@
 
 axe and pa11y do not check a control's own boundary or its focus ring, so this does: on
 every patient form (booking details, move, cancel, newsletter sign-up, confirm and
-unsubscribe, search), in English and
-Spanish at 390 px, every visible control's border (or its fill) and its focus outline must
-reach 3:1 against what surrounds it, and every control must be at least 24 × 24 CSS px.
+unsubscribe, search), in English and Spanish at 390 px, every visible control's border (or
+its fill) and its focus outline must reach 3:1 against what surrounds it, and every control
+must be at least 24 × 24 CSS px.
 """
 
 import re
