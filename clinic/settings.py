@@ -308,6 +308,12 @@ EMAIL_TIMEOUT = 20
 # still be on its way); also the first step of the back-off after a failed try.
 OUTBOX_REQUEUE_AFTER_MINUTES = _read("OUTBOX_REQUEUE_AFTER_MINUTES", env.int, default=5)
 OUTBOX_MAX_ATTEMPTS = _read("OUTBOX_MAX_ATTEMPTS", env.int, default=8)
+# Seconds a worker's claim on an email lasts; it renews the claim every third of that while
+# the mail server is still answering, so only a worker that died leaves it to run out, and
+# the next sweep after that resends the email (with the same Message-ID).
+OUTBOX_SEND_LEASE_SECONDS = _read("OUTBOX_SEND_LEASE_SECONDS", env.int, default=60)
+if OUTBOX_SEND_LEASE_SECONDS < 1:
+    _fail("OUTBOX_SEND_LEASE_SECONDS", "must be a number of seconds, 1 or more (e.g. 60)")
 
 # --- Auth -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
