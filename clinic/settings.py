@@ -206,6 +206,13 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss"):
     _fail("REDIS_URL", "must start with redis:// or rediss://")
 
+# The cache's own Redis, apart from the broker's: the cache may evict (maxmemory with
+# allkeys-lru), the broker must never (noeviction), and one Redis has one policy. Empty: the
+# cache uses REDIS_URL, as the broker does unless CELERY_BROKER_URL says otherwise.
+CACHE_URL = env.str("CACHE_URL", default="").strip()
+if CACHE_URL and urlsplit(CACHE_URL).scheme not in ("redis", "rediss"):
+    _fail("CACHE_URL", "must start with redis:// or rediss://")
+
 # Seconds to wait for Redis (cache, health check, broker) to connect or answer. Redis
 # answers in a millisecond; one that takes longer is treated as down, so a page never
 # waits on it (the cache becomes a miss, a published email waits for the sweep).
@@ -213,12 +220,12 @@ REDIS_TIMEOUT = _read("REDIS_TIMEOUT", env.float, default=0.2)
 if not 0 < REDIS_TIMEOUT <= 5:
     _fail("REDIS_TIMEOUT", "must be a number of seconds above 0 and at most 5 (e.g. 0.2)")
 
-if REDIS_URL:
+if CACHE_URL or REDIS_URL:
     CACHES = {
         "default": {
             # Django's RedisCache, but Redis down or hanging is a logged miss, not a 500.
             "BACKEND": "clinic.cache.ResilientRedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": CACHE_URL or REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="clinic"),
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_TIMEOUT,

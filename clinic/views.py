@@ -48,7 +48,7 @@ def _check_redis():
     import redis
 
     client = redis.Redis.from_url(
-        settings.REDIS_URL,
+        settings.CACHE_URL or settings.REDIS_URL,
         socket_connect_timeout=settings.REDIS_TIMEOUT,
         socket_timeout=settings.REDIS_TIMEOUT,
         retry=None,  # one try: the check answers within REDIS_TIMEOUT, never hangs
@@ -78,10 +78,11 @@ def health(request):
     answer 503 quickly instead of hanging the load balancer's probe.
     """
     checks = {"database": _check_database}
-    if settings.REDIS_URL:
-        checks["redis"] = _check_redis
+    cache_redis = settings.CACHE_URL or settings.REDIS_URL
+    if cache_redis:
+        checks["redis"] = _check_redis  # the cache's Redis
     broker = settings.CELERY_BROKER_URL
-    if not settings.CELERY_TASK_ALWAYS_EAGER and broker != settings.REDIS_URL:
+    if not settings.CELERY_TASK_ALWAYS_EAGER and broker != cache_redis:
         checks["broker"] = _check_broker
     results = {}
     for name, check in checks.items():

@@ -100,6 +100,15 @@ def test_health_reports_database_ok(client, settings):
     assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
 
 
+def test_health_checks_the_caches_redis_and_the_brokers_apart(client, settings):
+    settings.CACHE_URL = "redis://127.0.0.1:1/0"  # the cache's Redis is down...
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # ...and the broker's
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "redis": "down", "broker": "down"}
+
+
 def test_health_is_503_when_redis_is_down(client, settings):
     settings.REDIS_URL = settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     response = client.get("/healthz")
