@@ -393,6 +393,52 @@ if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", MEDIA_STORAGE_BACKEND):
 MEDIA_STORAGE_OPTIONS = _read("MEDIA_STORAGE_OPTIONS", env.json, default={})
 if not isinstance(MEDIA_STORAGE_OPTIONS, dict):
     _fail("MEDIA_STORAGE_OPTIONS", 'must be a JSON object, e.g. {"location": "/srv/media"}')
+# Uploads on S3-compatible object storage (AWS S3, MinIO, Ceph, R2...), shared by every app
+# server: set the bucket, and the endpoint for anything but AWS. Credentials come from
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the machine's role), as boto3 reads them.
+# The bucket stays private; pages link to /media/, which checks who may see each file.
+MEDIA_S3_BUCKET = env.str("MEDIA_S3_BUCKET", default="").strip()
+MEDIA_S3_ENDPOINT_URL = env.str("MEDIA_S3_ENDPOINT_URL", default="").strip()
+if MEDIA_S3_ENDPOINT_URL and urlsplit(MEDIA_S3_ENDPOINT_URL).scheme not in ("http", "https"):
+    _fail("MEDIA_S3_ENDPOINT_URL", "must be an http(s) address, e.g. https://s3.example.net")
+MEDIA_S3_REGION = env.str("MEDIA_S3_REGION", default="").strip()
+MEDIA_S3_PREFIX = env.str("MEDIA_S3_PREFIX", default="").strip().strip("/")
+# Public images (live articles' sizes, active therapists' photos) as a redirect to a signed
+# address in the bucket, valid this long, instead of through the app server: the bucket's
+# origin is then allowed in the Content-Security-Policy's img-src.
+MEDIA_S3_REDIRECT_PUBLIC = _bool("MEDIA_S3_REDIRECT_PUBLIC", default=False)
+MEDIA_S3_SIGNED_SECONDS = _read("MEDIA_S3_SIGNED_SECONDS", env.int, default=600)
+if not 60 <= MEDIA_S3_SIGNED_SECONDS <= 7 * 24 * 3600:
+    _fail("MEDIA_S3_SIGNED_SECONDS", "must be between 60 seconds and a week (e.g. 600)")
+if MEDIA_S3_REDIRECT_PUBLIC and not MEDIA_S3_BUCKET:
+    _fail("MEDIA_S3_REDIRECT_PUBLIC", "needs MEDIA_S3_BUCKET (uploads on object storage)")
+if MEDIA_S3_BUCKET:
+    if "MEDIA_STORAGE_BACKEND" in env:
+        _fail("MEDIA_STORAGE_BACKEND", "cannot be set with MEDIA_S3_BUCKET: choose one")
+    MEDIA_STORAGE_BACKEND = "clinic.storage.S3MediaStorage"
+    MEDIA_STORAGE_OPTIONS = {
+        "bucket_name": MEDIA_S3_BUCKET,
+        "endpoint_url": MEDIA_S3_ENDPOINT_URL or None,
+        "region_name": MEDIA_S3_REGION or None,
+        "location": MEDIA_S3_PREFIX,
+        # Private objects, a new name for every upload (never another's file overwritten),
+        # and signed addresses that expire.
+        "default_acl": None,
+        "file_overwrite": False,
+        "querystring_auth": True,
+        "querystring_expire": MEDIA_S3_SIGNED_SECONDS,
+        **MEDIA_STORAGE_OPTIONS,
+    }
+# Where the browser is sent for a public image with MEDIA_S3_REDIRECT_PUBLIC (its origin).
+MEDIA_IMG_SOURCES = []
+if MEDIA_S3_REDIRECT_PUBLIC:
+    if MEDIA_S3_ENDPOINT_URL:  # path-style addresses on the endpoint itself
+        MEDIA_STORAGE_OPTIONS.setdefault("addressing_style", "path")
+        _endpoint = urlsplit(MEDIA_S3_ENDPOINT_URL)
+        MEDIA_IMG_SOURCES = [f"{_endpoint.scheme}://{_endpoint.netloc}"]
+    else:
+        _region = f".{MEDIA_S3_REGION}" if MEDIA_S3_REGION else ""
+        MEDIA_IMG_SOURCES = [f"https://{MEDIA_S3_BUCKET}.s3{_region}.amazonaws.com"]
 STORAGES = {
     "default": {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": MEDIA_STORAGE_OPTIONS},
     "staticfiles": {
@@ -471,7 +517,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:", *MEDIA_IMG_SOURCES],
         "font-src": [SELF],
         "connect-src": [SELF],
         "form-action": [SELF],
