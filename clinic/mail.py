@@ -10,6 +10,7 @@ commit, and a broker that is down then only delays the email: the beat sweep
 
 import logging
 import threading
+import time
 from datetime import timedelta
 from email.header import Header
 
@@ -247,12 +248,18 @@ class _LeaseKeeper:
     A slow mail server then never makes a live sender look dead, while a sender that
     really died (kill -9, a machine lost) stops renewing and its email is free again
     within one lease, not ten minutes. The thread has its own database connection.
+    It naps in short relative sleeps rather than waiting on an Event with a timeout (whose
+    deadline a faked clock, as under `make test-dates`, can push out for ever), and is not
+    joined: it sees the stop within one nap, and a renewal after the send finished changes
+    nothing (it is fenced on the claim, no longer "sending").
     """
+
+    NAP_SECONDS = 0.05
 
     def __init__(self, claim):
         self.claim = claim
         self.lost = False
-        self._stop = threading.Event()
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="outbox-lease", daemon=True)
 
     def __enter__(self):
@@ -260,13 +267,17 @@ class _LeaseKeeper:
         return self
 
     def __exit__(self, *exc_info):
-        self._stop.set()
-        self._thread.join()
+        self._stopped = True
 
     def _run(self):
         interval = settings.OUTBOX_SEND_LEASE_SECONDS / 3
+        renew_at = time.monotonic() + interval
         try:
-            while not self._stop.wait(interval):
+            while not self._stopped:
+                time.sleep(min(self.NAP_SECONDS, max(0.0, renew_at - time.monotonic())))
+                if self._stopped or time.monotonic() < renew_at:
+                    continue
+                renew_at = time.monotonic() + interval
                 try:
                     if not _renew_lease(self.claim):
                         self.lost = True

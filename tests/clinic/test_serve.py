@@ -235,8 +235,11 @@ def test_make_serve_runs_the_cache_and_the_broker_in_redis_servers_of_their_own(
     env = serve.environment()
     assert env["CACHE_URL"] != env["REDIS_URL"]  # the broker is REDIS_URL's
     programs = serve.redis_programs(env)
+    # redis-server on the real clock: under `make test-dates` libfaketime would be preloaded
+    # into it too, and its timers stall. The dates under test are the site's, not Redis's.
+    real_clock = {k: v for k, v in os.environ.items() if not k.startswith(("FAKETIME", "LD_PRE"))}
     running = {
-        name: subprocess.Popen(command, stdout=subprocess.DEVNULL, process_group=0)
+        name: subprocess.Popen(command, stdout=subprocess.DEVNULL, process_group=0, env=real_clock)
         for name, command in programs.items()
     }
     try:
