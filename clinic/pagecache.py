@@ -126,7 +126,7 @@ def _canonical_query(request):
         if value is None or value == "":
             continue
         if name == "page" and value.isascii() and value.isdigit():
-            value = str(int(value))  # ?page=01 is ?page=1 ...
+            value = value.lstrip("0") or "0"  # ?page=01 is ?page=1 (no int(): any length)...
             if value == "1":  # ...and ?page=1 is the page itself
                 continue
         parts.append((name, value))
