@@ -296,7 +296,7 @@ def _message(email):
         body=email.body_text,
         from_email=email.from_email or settings.DEFAULT_FROM_EMAIL,
         to=email.to,
-        headers={**email.headers, "Message-ID": email.message_id},
+        headers={**email.headers, **({"Message-ID": email.message_id} if email.message_id else {})},
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")

@@ -4,12 +4,14 @@ from django.db import migrations, models
 
 def give_each_email_its_own_message_id(apps, schema_editor):
     # A callable default is evaluated once for an AddField: every existing row would share
-    # one Message-ID. Each row gets its own here, and an email being sent right now keeps
-    # the old ten-minute lease it was claimed with.
+    # one Message-ID. Each email that may still be sent gets its own here (one already sent
+    # is never sent again, and keeps none), and one being sent right now keeps the old
+    # ten-minute lease it was claimed with.
     from datetime import timedelta
 
     OutgoingEmail = apps.get_model("clinic", "OutgoingEmail")
-    for email in OutgoingEmail.objects.filter(message_id="").only("pk").iterator():
+    unsent = OutgoingEmail.objects.filter(message_id="").exclude(state="sent")
+    for email in unsent.only("pk").iterator():
         OutgoingEmail.objects.filter(pk=email.pk).update(
             message_id=clinic.models.new_message_id()
         )
