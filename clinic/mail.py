@@ -9,19 +9,21 @@ commit, and a broker that is down then only delays the email: the beat sweep
 """
 
 import logging
+import threading
+import time
 from datetime import timedelta
 from email.header import Header
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from kombu.exceptions import OperationalError
 
-from .models import OutgoingEmail
+from .models import OutgoingEmail, send_lease
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +201,12 @@ def _claim(email_id, now):
     """Take one email for sending; True if this caller now owns it.
 
     One conditional UPDATE: the database locks the row while it checks and changes the
-    state, so of two senders racing for the same email exactly one wins. A claim whose
-    sender died is free again once its lease has run out; until then the sweep leaves
-    the email alone (next_attempt_at).
+    state, so of two senders racing for the same email exactly one wins. The claim's time
+    (last_attempt_at) is its fencing token: only its holder may renew the lease, or mark
+    the email sent or failed. A claim whose sender died is free again once its lease has
+    run out unrenewed; until then the sweep leaves the email alone (next_attempt_at).
     """
+    lease_end = now + send_lease()
     claimed = (
         OutgoingEmail.objects.claimable(now=now)
         .filter(pk=email_id)
@@ -210,7 +214,8 @@ def _claim(email_id, now):
             state=OutgoingEmail.State.SENDING,
             attempts=F("attempts") + 1,
             last_attempt_at=now,
-            next_attempt_at=now + OutgoingEmail.SEND_LEASE,
+            lease_expires_at=lease_end,
+            next_attempt_at=lease_end,
         )
     )
     return claimed == 1
@@ -231,13 +236,67 @@ class _EmailMessage(EmailMultiAlternatives):
         return msg
 
 
+def _renew_lease(claim):
+    """Extend a claim's lease (`claim`: the row, as still held); False if it is held no more."""
+    lease_end = timezone.now() + send_lease()
+    return claim.update(lease_expires_at=lease_end, next_attempt_at=lease_end) == 1
+
+
+class _LeaseKeeper:
+    """While a send is in progress, renew its lease every third of it, from a thread.
+
+    A slow mail server then never makes a live sender look dead, while a sender that
+    really died (kill -9, a machine lost) stops renewing and its email is free again
+    within one lease, not ten minutes. The thread has its own database connection.
+    It naps in short relative sleeps rather than waiting on an Event with a timeout (whose
+    deadline a faked clock, as under `make test-dates`, can push out for ever), and is not
+    joined: it sees the stop within one nap, and a renewal after the send finished changes
+    nothing (it is fenced on the claim, no longer "sending").
+    """
+
+    NAP_SECONDS = 0.05
+
+    def __init__(self, claim):
+        self.claim = claim
+        self.lost = False
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="outbox-lease", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stopped = True
+
+    def _run(self):
+        interval = settings.OUTBOX_SEND_LEASE_SECONDS / 3
+        renew_at = time.monotonic() + interval
+        try:
+            while not self._stopped:
+                time.sleep(min(self.NAP_SECONDS, max(0.0, renew_at - time.monotonic())))
+                if self._stopped or time.monotonic() < renew_at:
+                    continue
+                renew_at = time.monotonic() + interval
+                try:
+                    if not _renew_lease(self.claim):
+                        self.lost = True
+                        return
+                except Exception:  # noqa: BLE001  # a blip: the next beat tries again
+                    logger.warning("Could not renew an email's send lease", exc_info=True)
+        finally:
+            connection.close()
+
+
 def _message(email):
+    # The row's own Message-ID on every try: a copy resent after a crash is recognisably
+    # the same email to mail servers and clients, which drop or thread the duplicate.
     message = _EmailMessage(
         subject=email.subject,
         body=email.body_text,
         from_email=email.from_email or settings.DEFAULT_FROM_EMAIL,
         to=email.to,
-        headers=email.headers,
+        headers={**email.headers, **({"Message-ID": email.message_id} if email.message_id else {})},
     )
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
@@ -247,10 +306,13 @@ def _message(email):
 
 
 def send_outgoing_email(*, email_id):
-    """Send one outbox row at most once; returns True if this call sent it.
+    """Send one outbox row; returns True if this call sent it.
 
     The row is claimed first and sent outside any transaction, so a slow mail server
-    holds no database lock; only the claim's owner may then mark it sent or failed.
+    holds no database lock; the claim's lease is renewed while the send goes on, and only
+    the claim's owner may then mark it sent or failed. SMTP cannot promise exactly once:
+    a sender killed after the server took the message but before it was marked sent
+    leaves it to be sent again once the lease runs out, with the same Message-ID.
     """
     now = timezone.now()
     if not _claim(email_id, now):
@@ -260,17 +322,24 @@ def send_outgoing_email(*, email_id):
         pk=email_id, state=OutgoingEmail.State.SENDING, last_attempt_at=now
     )
     try:
-        _message(email).send()
+        with _LeaseKeeper(ours) as keeper:
+            _message(email).send()
     except Exception as exc:  # SMTP refusals, timeouts, DNS: keep it for a retry
         gave_up = email.attempts >= settings.OUTBOX_MAX_ATTEMPTS
         ours.update(
             state=OutgoingEmail.State.FAILED if gave_up else OutgoingEmail.State.PENDING,
             last_error=f"{exc.__class__.__name__}: {exc}"[:2000],
             next_attempt_at=timezone.now() + retry_delay(email.attempts),
+            lease_expires_at=None,
         )
         logger.warning("Email %s not sent (attempt %s): %s", email_id, email.attempts, exc)
         return False
-    ours.update(state=OutgoingEmail.State.SENT, sent_at=timezone.now(), last_error="")
+    if not ours.update(
+        state=OutgoingEmail.State.SENT, sent_at=timezone.now(), last_error="", lease_expires_at=None
+    ):
+        # The lease ran out mid-send (the database was unreachable to renew it): another
+        # sender may have sent it again meanwhile, with the same Message-ID.
+        logger.warning("Email %s sent after its lease was lost (lost=%s)", email_id, keeper.lost)
     return True
 
 
@@ -290,6 +359,7 @@ def retry_emails(*, emails):
             state=OutgoingEmail.State.PENDING,
             attempts=0,
             last_attempt_at=None,
+            lease_expires_at=None,
             queued_at=None,
             next_attempt_at=now + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES),
         )

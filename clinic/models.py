@@ -1,6 +1,8 @@
 """The clinic's own records: its profile, opening hours, closures and the email outbox."""
 
 from datetime import timedelta
+from email.utils import make_msgid
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -204,12 +206,20 @@ def outbox_grace_over():
     return timezone.now() + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES)
 
 
+def new_message_id():
+    """A Message-ID for a new outbox row, in the site's own domain (no DNS look-up)."""
+    return make_msgid(domain=urlsplit(settings.SITE_URL).hostname or "localhost")
+
+
+def send_lease():
+    """How long a claim lasts unless its sender renews it (it does while it sends)."""
+    return timedelta(seconds=settings.OUTBOX_SEND_LEASE_SECONDS)
+
+
 class OutgoingEmailQuerySet(models.QuerySet):
     def abandoned(self, *, now):
-        """Claimed by a sender that has not finished within the lease: its worker died."""
-        return self.filter(
-            state=OutgoingEmail.State.SENDING, last_attempt_at__lte=now - OutgoingEmail.SEND_LEASE
-        )
+        """Claimed by a sender whose lease ran out unrenewed: its worker died mid-send."""
+        return self.filter(state=OutgoingEmail.State.SENDING, lease_expires_at__lte=now)
 
     def claimable(self, *, now):
         """Emails a sender may take: pending, or abandoned with attempts left."""
@@ -241,9 +251,6 @@ class OutgoingEmail(models.Model):
         # Bulk mail has its own Celery queue, so a newsletter never delays a confirmation.
         TRANSACTIONAL = "transactional", "Transactional"
         BULK = "bulk", "Bulk (newsletter)"
-
-    # How long a sender owns a claimed email; longer than a task's hard time limit.
-    SEND_LEASE = timedelta(minutes=10)
 
     to = models.JSONField(help_text="List of recipient addresses.")
     subject = models.CharField(max_length=255)
@@ -277,6 +284,19 @@ class OutgoingEmail(models.Model):
         null=True, blank=True, help_text="When the sweep last republished it to the broker."
     )
     sent_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While being sent: when the sender's claim runs out unless it renews it.",
+    )
+    message_id = models.CharField(
+        "Message-ID",
+        max_length=255,
+        default=new_message_id,
+        editable=False,
+        help_text="Every try sends this one Message-ID, so a copy resent after a crash is "
+        "recognised as the same email.",
+    )
 
     objects = OutgoingEmailQuerySet.as_manager()
 

@@ -13,8 +13,13 @@ What may be stored (all must hold):
 - a response that sets no cookie, carries no CSRF token and does not say private or
   no-store (a staff preview says private).
 
-Entries are keyed by scheme, host, path and query and by the encoding the client accepts
-(gzip or not: the compressed body is stored, so a hit does no compression either).
+Entries are keyed by scheme, host name, path, the query parameters the page's view reads
+(QUERY_PARAMETERS: the article list's page and topic, a topic's page; every other parameter
+is ignored, so `?utm_source=…` or a crawler's junk shares the page's one entry) and the
+encoding the client accepts (gzip or not: the compressed body is stored, so a hit does no
+compression either). A search (`?q=`) is never stored: its text is the visitor's, unbounded,
+and one entry per phrase would let anyone fill the cache. So the number of entries is bounded
+by the site's content, not by what visitors type.
 
 Invalidation: every entry is tagged with the cache's version, a random token read when the
 request began; saving or deleting anything a public page shows (articles, topics, authors,
@@ -31,12 +36,14 @@ import logging
 import re
 import uuid
 from datetime import datetime, time, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Min
 from django.http import HttpResponse
+from django.http.request import split_domain_port
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -58,6 +65,14 @@ CACHEABLE_VIEWS = frozenset(
 # Paths that can lead to a cacheable view: anything else is not even looked up, so a
 # booking step pays no cache round trip.
 _CANDIDATE = re.compile(r"^/(?:(?:es/)?(?:articles/.*|newsletter/)?|robots\.txt|sitemap\.xml)$")
+# The query parameters each cacheable page's view reads (by path); every other one is
+# left out of the key. Views that read none (home, an article, feeds...) are not listed.
+QUERY_PARAMETERS = (
+    (re.compile(r"^/(?:es/)?articles/$"), ("page", "topic")),
+    (re.compile(r"^/(?:es/)?articles/topics/[^/]+/$"), ("page",)),
+)
+# Parameters that make a page about what one visitor typed: never stored or looked up.
+UNCACHED_PARAMETERS = frozenset({"q"})
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 _PRIVATE = re.compile(r"\b(?:private|no-store)\b", re.IGNORECASE)
 _SKIPPED_HEADERS = frozenset({"set-cookie"})
@@ -102,9 +117,27 @@ def _seconds_to_live(now):
     return int(seconds)
 
 
+def _canonical_query(request):
+    """The query parameters `request`'s view reads, in one spelling each ("" if none)."""
+    names = next((names for path, names in QUERY_PARAMETERS if path.match(request.path_info)), ())
+    parts = []
+    for name in names:
+        value = request.GET.get(name)  # the view reads the last value: so does the key
+        if value is None or value == "":
+            continue
+        if name == "page" and value.isascii() and value.isdigit():
+            value = value.lstrip("0") or "0"  # ?page=01 is ?page=1 (no int(): any length)...
+            if value == "1":  # ...and ?page=1 is the page itself
+                continue
+        parts.append((name, value))
+    return urlencode(parts)
+
+
 def _key(request):
     encoding = "gzip" if _ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")) else "-"
-    address = f"{request.scheme}://{request.META.get('HTTP_HOST', '')}{request.get_full_path()}"
+    # The host name without a port, folded: "Clinic.example:443" is not a page of its own.
+    host, _port = split_domain_port(request.META.get("HTTP_HOST", ""))
+    address = f"{request.scheme}://{host}{request.path}?{_canonical_query(request)}"
     return (
         f"pagecache:{encoding}:{hashlib.md5(address.encode(), usedforsecurity=False).hexdigest()}"
     )
@@ -115,6 +148,8 @@ def _is_candidate(request):
         return False
     cookies = request.COOKIES
     if settings.SESSION_COOKIE_NAME in cookies or MESSAGES_COOKIE in cookies:
+        return False
+    if any(request.GET.get(name) for name in UNCACHED_PARAMETERS):
         return False
     return "HTTP_AUTHORIZATION" not in request.META and bool(_CANDIDATE.match(request.path_info))
 

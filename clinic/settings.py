@@ -206,6 +206,13 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss"):
     _fail("REDIS_URL", "must start with redis:// or rediss://")
 
+# The cache's own Redis, apart from the broker's: the cache may evict (maxmemory with
+# allkeys-lru), the broker must never (noeviction), and one Redis has one policy. Empty: the
+# cache uses REDIS_URL, as the broker does unless CELERY_BROKER_URL says otherwise.
+CACHE_URL = env.str("CACHE_URL", default="").strip()
+if CACHE_URL and urlsplit(CACHE_URL).scheme not in ("redis", "rediss"):
+    _fail("CACHE_URL", "must start with redis:// or rediss://")
+
 # Seconds to wait for Redis (cache, health check, broker) to connect or answer. Redis
 # answers in a millisecond; one that takes longer is treated as down, so a page never
 # waits on it (the cache becomes a miss, a published email waits for the sweep).
@@ -213,12 +220,12 @@ REDIS_TIMEOUT = _read("REDIS_TIMEOUT", env.float, default=0.2)
 if not 0 < REDIS_TIMEOUT <= 5:
     _fail("REDIS_TIMEOUT", "must be a number of seconds above 0 and at most 5 (e.g. 0.2)")
 
-if REDIS_URL:
+if CACHE_URL or REDIS_URL:
     CACHES = {
         "default": {
             # Django's RedisCache, but Redis down or hanging is a logged miss, not a 500.
             "BACKEND": "clinic.cache.ResilientRedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": CACHE_URL or REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="clinic"),
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_TIMEOUT,
@@ -308,6 +315,12 @@ EMAIL_TIMEOUT = 20
 # still be on its way); also the first step of the back-off after a failed try.
 OUTBOX_REQUEUE_AFTER_MINUTES = _read("OUTBOX_REQUEUE_AFTER_MINUTES", env.int, default=5)
 OUTBOX_MAX_ATTEMPTS = _read("OUTBOX_MAX_ATTEMPTS", env.int, default=8)
+# Seconds a worker's claim on an email lasts; it renews the claim every third of that while
+# the mail server is still answering, so only a worker that died leaves it to run out, and
+# the next sweep after that resends the email (with the same Message-ID).
+OUTBOX_SEND_LEASE_SECONDS = _read("OUTBOX_SEND_LEASE_SECONDS", env.int, default=60)
+if OUTBOX_SEND_LEASE_SECONDS < 1:
+    _fail("OUTBOX_SEND_LEASE_SECONDS", "must be a number of seconds, 1 or more (e.g. 60)")
 
 # --- Auth -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -380,6 +393,52 @@ if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", MEDIA_STORAGE_BACKEND):
 MEDIA_STORAGE_OPTIONS = _read("MEDIA_STORAGE_OPTIONS", env.json, default={})
 if not isinstance(MEDIA_STORAGE_OPTIONS, dict):
     _fail("MEDIA_STORAGE_OPTIONS", 'must be a JSON object, e.g. {"location": "/srv/media"}')
+# Uploads on S3-compatible object storage (AWS S3, MinIO, Ceph, R2...), shared by every app
+# server: set the bucket, and the endpoint for anything but AWS. Credentials come from
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the machine's role), as boto3 reads them.
+# The bucket stays private; pages link to /media/, which checks who may see each file.
+MEDIA_S3_BUCKET = env.str("MEDIA_S3_BUCKET", default="").strip()
+MEDIA_S3_ENDPOINT_URL = env.str("MEDIA_S3_ENDPOINT_URL", default="").strip()
+if MEDIA_S3_ENDPOINT_URL and urlsplit(MEDIA_S3_ENDPOINT_URL).scheme not in ("http", "https"):
+    _fail("MEDIA_S3_ENDPOINT_URL", "must be an http(s) address, e.g. https://s3.example.net")
+MEDIA_S3_REGION = env.str("MEDIA_S3_REGION", default="").strip()
+MEDIA_S3_PREFIX = env.str("MEDIA_S3_PREFIX", default="").strip().strip("/")
+# Public images (live articles' sizes, active therapists' photos) as a redirect to a signed
+# address in the bucket, valid this long, instead of through the app server: the bucket's
+# origin is then allowed in the Content-Security-Policy's img-src.
+MEDIA_S3_REDIRECT_PUBLIC = _bool("MEDIA_S3_REDIRECT_PUBLIC", default=False)
+MEDIA_S3_SIGNED_SECONDS = _read("MEDIA_S3_SIGNED_SECONDS", env.int, default=600)
+if not 60 <= MEDIA_S3_SIGNED_SECONDS <= 7 * 24 * 3600:
+    _fail("MEDIA_S3_SIGNED_SECONDS", "must be between 60 seconds and a week (e.g. 600)")
+if MEDIA_S3_REDIRECT_PUBLIC and not MEDIA_S3_BUCKET:
+    _fail("MEDIA_S3_REDIRECT_PUBLIC", "needs MEDIA_S3_BUCKET (uploads on object storage)")
+if MEDIA_S3_BUCKET:
+    if "MEDIA_STORAGE_BACKEND" in env:
+        _fail("MEDIA_STORAGE_BACKEND", "cannot be set with MEDIA_S3_BUCKET: choose one")
+    MEDIA_STORAGE_BACKEND = "clinic.storage.S3MediaStorage"
+    MEDIA_STORAGE_OPTIONS = {
+        "bucket_name": MEDIA_S3_BUCKET,
+        "endpoint_url": MEDIA_S3_ENDPOINT_URL or None,
+        "region_name": MEDIA_S3_REGION or None,
+        "location": MEDIA_S3_PREFIX,
+        # Private objects, a new name for every upload (never another's file overwritten),
+        # and signed addresses that expire.
+        "default_acl": None,
+        "file_overwrite": False,
+        "querystring_auth": True,
+        "querystring_expire": MEDIA_S3_SIGNED_SECONDS,
+        **MEDIA_STORAGE_OPTIONS,
+    }
+# Where the browser is sent for a public image with MEDIA_S3_REDIRECT_PUBLIC (its origin).
+MEDIA_IMG_SOURCES = []
+if MEDIA_S3_REDIRECT_PUBLIC:
+    if MEDIA_S3_ENDPOINT_URL:  # path-style addresses on the endpoint itself
+        MEDIA_STORAGE_OPTIONS.setdefault("addressing_style", "path")
+        _endpoint = urlsplit(MEDIA_S3_ENDPOINT_URL)
+        MEDIA_IMG_SOURCES = [f"{_endpoint.scheme}://{_endpoint.netloc}"]
+    else:
+        _region = f".{MEDIA_S3_REGION}" if MEDIA_S3_REGION else ""
+        MEDIA_IMG_SOURCES = [f"https://{MEDIA_S3_BUCKET}.s3{_region}.amazonaws.com"]
 STORAGES = {
     "default": {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": MEDIA_STORAGE_OPTIONS},
     "staticfiles": {
@@ -458,7 +517,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:", *MEDIA_IMG_SOURCES],
         "font-src": [SELF],
         "connect-src": [SELF],
         "form-action": [SELF],

@@ -1,19 +1,31 @@
 """Site-wide pages: home, health check, robots.txt."""
 
 import logging
+import mimetypes
 import re
 
+from botocore.exceptions import ClientError
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connections
 from django.db.models import Q
-from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseNotModified,
+    HttpResponseRedirect,
+    HttpResponseServerError,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.http import http_date
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
-from django.views.static import serve
+from django.views.static import was_modified_since
 
 from articles.images import SIZE_NAME, size_names
 from articles.models import Article
@@ -52,7 +64,7 @@ def _check_redis():
     import redis
 
     client = redis.Redis.from_url(
-        settings.REDIS_URL,
+        settings.CACHE_URL or settings.REDIS_URL,
         socket_connect_timeout=settings.REDIS_TIMEOUT,
         socket_timeout=settings.REDIS_TIMEOUT,
         retry=None,  # one try: the check answers within REDIS_TIMEOUT, never hangs
@@ -82,10 +94,11 @@ def health(request):
     answer 503 quickly instead of hanging the load balancer's probe.
     """
     checks = {"database": _check_database}
-    if settings.REDIS_URL:
-        checks["redis"] = _check_redis
+    cache_redis = settings.CACHE_URL or settings.REDIS_URL
+    if cache_redis:
+        checks["redis"] = _check_redis  # the cache's Redis
     broker = settings.CELERY_BROKER_URL
-    if not settings.CELERY_TASK_ALWAYS_EAGER and broker != settings.REDIS_URL:
+    if not settings.CELERY_TASK_ALWAYS_EAGER and broker != cache_redis:
         checks["broker"] = _check_broker
     results = {}
     for name, check in checks.items():
@@ -156,15 +169,43 @@ def media(request, path):
     Checking at each request, rather than moving files on publish, keeps one address per
     image: it answers 404 to the public while its article is a draft (or scheduled, or
     taken down) and 200 from the moment the article is live, with no step to forget.
+    The files come from the storage (MEDIA_ROOT, or the S3 bucket several app servers
+    share); with MEDIA_S3_REDIRECT_PUBLIC a public file is a redirect to a short-lived
+    signed address in the bucket instead, so the app server never carries its bytes.
     """
     audience = _media_audience(path, staff=request.user.is_staff)
     if audience is None:
         raise Http404
-    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    if audience == "public" and settings.MEDIA_S3_REDIRECT_PUBLIC:
+        response = HttpResponseRedirect(
+            default_storage.signed_url(path, expire=settings.MEDIA_S3_SIGNED_SECONDS)
+        )
+        # Browsers may reuse the redirect while its signature is still good.
+        response["Cache-Control"] = f"private, max-age={settings.MEDIA_S3_SIGNED_SECONDS // 2}"
+        return response
+    response = _stored_file(request, path)
     # A public image may be cached a while; one only staff may see, not at all.
     response["Cache-Control"] = (
         "public, max-age=3600" if audience == "public" else "private, no-store"
     )
+    return response
+
+
+def _stored_file(request, path):
+    """`path` from the default storage, streamed; 304 when the browser's copy is current."""
+    try:
+        modified = default_storage.get_modified_time(path)
+    except FileNotFoundError:  # a row names a file that is gone
+        raise Http404 from None
+    except ClientError as exc:  # the bucket's answer (MEDIA_S3_BUCKET): no such key, or refused
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            logger.warning("Object storage refused %s: %s", path, exc)
+        raise Http404 from None
+    if not was_modified_since(request.META.get("HTTP_IF_MODIFIED_SINCE"), modified.timestamp()):
+        return HttpResponseNotModified()
+    content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    response = FileResponse(default_storage.open(path, "rb"), content_type=content_type)
+    response["Last-Modified"] = http_date(modified.timestamp())
     return response
 
 

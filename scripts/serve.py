@@ -15,14 +15,23 @@ must reach every child process (gunicorn's and Celery's workers too); each child
 own process group, which is what is signalled. No dependency is added.
 
 The environment is the production one (see README); anything unset gets a local default:
-DATABASE_URL postgres://postgres@127.0.0.1:5432/clinic_serve, REDIS_URL
-redis://127.0.0.1:6379/0, PORT 8000, SITE_URL http://127.0.0.1:PORT, and a SECRET_KEY kept
-in var/serve-secret-key. Email goes to the worker's console unless EMAIL_URL is set.
+DATABASE_URL postgres://postgres@127.0.0.1:5432/clinic_serve, PORT 8000, SITE_URL
+http://127.0.0.1:PORT, and a SECRET_KEY kept in var/serve-secret-key. Email goes to the
+worker's console unless EMAIL_URL is set.
+
+Redis: with none of REDIS_URL, CACHE_URL and CELERY_BROKER_URL set (and redis-server
+installed), two Redis servers of its own are started first and stopped last, as production
+should run them: the cache's (port SERVE_CACHE_REDIS_PORT, 6380) with maxmemory
+(SERVE_CACHE_MAXMEMORY, 64mb) and allkeys-lru, so a flood of pages evicts old pages; and the
+broker's (SERVE_BROKER_REDIS_PORT, 6381) with noeviction and an append-only file under
+var/redis-broker, so no task is ever evicted or lost. Set the URLs to use Redis servers of
+your own instead.
 """
 
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,7 +57,14 @@ def environment():
     env.setdefault("PORT", "8000")
     env.setdefault("HOST", "127.0.0.1")
     env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/clinic_serve")
-    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not any(env.get(name) for name in ("REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL")):
+        if shutil.which("redis-server"):
+            env["CACHE_URL"] = f"redis://127.0.0.1:{cache_redis_port(env)}/0"
+            env["REDIS_URL"] = f"redis://127.0.0.1:{broker_redis_port(env)}/0"
+            env["SERVE_OWN_REDIS"] = "1"
+        else:
+            say("redis-server is not installed: using the Redis at 127.0.0.1:6379")
+            env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
     env.setdefault("SITE_URL", f"http://127.0.0.1:{env['PORT']}")
     if not env.get("SECRET_KEY"):
         key_file = ROOT / "var" / "serve-secret-key"
@@ -58,6 +74,58 @@ def environment():
             key_file.write_text(secrets.token_urlsafe(50))
         env["SECRET_KEY"] = key_file.read_text().strip()
     return env
+
+
+def cache_redis_port(env):
+    return int(env.get("SERVE_CACHE_REDIS_PORT") or 6380)
+
+
+def broker_redis_port(env):
+    return int(env.get("SERVE_BROKER_REDIS_PORT") or 6381)
+
+
+def redis_programs(env):
+    """{name: command} for the Redis servers this script starts itself (none if the
+    environment names its own): the cache's may evict, the broker's never does."""
+    if env.get("SERVE_OWN_REDIS") != "1":
+        return {}
+    broker_dir = ROOT / "var" / "redis-broker"
+    broker_dir.mkdir(parents=True, exist_ok=True)
+    server = [shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1"]
+    return {
+        "cache-redis": [
+            *server,
+            *("--port", str(cache_redis_port(env))),
+            *("--maxmemory", env.get("SERVE_CACHE_MAXMEMORY") or "64mb"),
+            *("--maxmemory-policy", "allkeys-lru"),
+            *("--save", "", "--appendonly", "no"),
+        ],
+        "broker-redis": [
+            *server,
+            *("--port", str(broker_redis_port(env))),
+            *("--maxmemory-policy", "noeviction"),
+            *("--appendonly", "yes", "--dir", str(broker_dir)),
+        ],
+    }
+
+
+def wait_for_redis(url, seconds=10):
+    """Wait until the Redis at `url` answers PING; raise if it does not in time."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        client.close()
 
 
 def create_database(url):
@@ -147,12 +215,24 @@ def _signal_group(process, signum):
 
 def main():
     env = environment()
+    backing = {}
     try:
+        # The Redis servers first (the site needs them to start), stopped last.
+        for name, command in redis_programs(env).items():
+            backing[name] = subprocess.Popen(
+                command, cwd=ROOT, stdout=subprocess.DEVNULL, process_group=0
+            )
+            say(f"started {name} (pid {backing[name].pid}): {' '.join(command[3:])}")
+        if backing:
+            wait_for_redis(env["CACHE_URL"])
+            wait_for_redis(env["REDIS_URL"])
         prepare(env)
     except KeyboardInterrupt:
+        stop(backing)
         return 130
     except Exception as exc:  # psycopg2's or a manage.py command's failure: one line
         say(f"could not prepare the site: {exc.__class__.__name__}: {exc}".strip())
+        stop(backing)
         return 1
 
     stopping = []
@@ -164,6 +244,7 @@ def main():
         # Its own process group: Ctrl-C reaches only this script, which stops them in order.
         running[name] = subprocess.Popen(command, cwd=ROOT, env=env, process_group=0)
         say(f"started {name} (pid {running[name].pid})")
+    running.update(backing)  # watched like the others, and stopped after them
     say(f"serving {env['SITE_URL']} (Ctrl-C stops everything)")
 
     status = 0

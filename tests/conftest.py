@@ -128,48 +128,34 @@ def mail_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, mail_dir):
-    """A real `celery worker` process on the test database (pass (b) only)."""
-    if not REAL_WORKER:
-        yield None
-        return
-    import signal
+def worker_database_url():
+    """DATABASE_URL for a worker process: the test database this session created."""
     from urllib.parse import quote
 
     from django.db import connection
 
-    from clinic.celery import app
-
     db = connection.settings_dict
     password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    worker_env = {k: v for k, v in os.environ.items() if k != "EMAIL_URL"}
-    worker_env.update(
-        {
-            "DATABASE_URL": (
-                f"postgres://{quote(db['USER'] or '', safe='')}{password}"
-                f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-            ),
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(mail_dir),
-        }
+    return (
+        f"postgres://{quote(db['USER'] or '', safe='')}{password}"
+        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     )
-    # Its own queues and name: nothing left in Redis by an earlier run, and no stray
-    # worker from one, can take this session's tasks. It consumes both, as production does.
-    queue = app.conf.task_default_queue = f"clinic-test-{uuid.uuid4().hex[:12]}"
-    bulk_queue = app.conf.bulk_queue = f"{queue}-bulk"
-    # Tasks the worker itself publishes (a newsletter's fan-out queues its sends) go to
-    # this session's bulk queue too, not to a "bulk" nobody here consumes.
-    worker_env["CELERY_BULK_QUEUE"] = bulk_queue
-    # Likewise for the default queue: a reminder the worker writes publishes its send here.
-    worker_env["CELERY_DEFAULT_QUEUE"] = queue
-    name = f"{queue}@localhost"
-    log = open(mail_dir.parent / f"{mail_dir.name}-worker.log", "w")  # noqa: SIM115
+
+
+def start_worker(*, queues, name, env, log):
+    """Start a real `celery worker` (solo pool, its own process group) consuming `queues`,
+    with `env` over this process's environment; return it once it answers a ping."""
+    import signal
+
+    from clinic.celery import app
+
+    worker_env = {k: v for k, v in os.environ.items() if k != "EMAIL_URL"}
+    worker_env.update({"DATABASE_URL": worker_database_url(), **env})
     command = [sys.executable, "-m", "celery", "-A", "clinic", "worker", "--pool=solo"]
     process = subprocess.Popen(
         [
             *command,
-            *("-Q", f"{queue},{bulk_queue}", "-n", name),
+            *("-Q", ",".join(queues), "-n", name),
             *("--without-mingle", "--without-gossip", "-l", "info"),
         ],
         cwd=ROOT,
@@ -183,16 +169,52 @@ def celery_worker(django_db_setup, django_db_blocker, mail_dir):
         if process.poll() is not None:
             raise RuntimeError(f"The Celery worker exited at start; see {log.name}")
         if app.control.ping(destination=[name], timeout=0.5):
-            break
-    else:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise RuntimeError(f"The Celery worker did not answer within 30 s; see {log.name}")
-    yield process
-    os.killpg(process.pid, signal.SIGTERM)
+            return process
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"The Celery worker did not answer within 30 s; see {log.name}")
+
+
+def stop_worker(process):
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, mail_dir):
+    """A real `celery worker` process on the test database (pass (b) only)."""
+    if not REAL_WORKER:
+        yield None
+        return
+    from clinic.celery import app
+
+    # Its own queues and name: nothing left in Redis by an earlier run, and no stray
+    # worker from one, can take this session's tasks. It consumes both, as production does.
+    queue = app.conf.task_default_queue = f"clinic-test-{uuid.uuid4().hex[:12]}"
+    bulk_queue = app.conf.bulk_queue = f"{queue}-bulk"
+    log = open(mail_dir.parent / f"{mail_dir.name}-worker.log", "w")  # noqa: SIM115
+    process = start_worker(
+        queues=[queue, bulk_queue],
+        name=f"{queue}@localhost",
+        env={
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(mail_dir),
+            # Tasks the worker itself publishes (a newsletter's fan-out queues its sends)
+            # go to this session's bulk queue too, not to a "bulk" nobody here consumes.
+            "CELERY_BULK_QUEUE": bulk_queue,
+            # Likewise for the default queue: a reminder the worker writes publishes here.
+            "CELERY_DEFAULT_QUEUE": queue,
+        },
+        log=log,
+    )
+    yield process
+    stop_worker(process)
     log.close()
     with app.connection_for_write() as broker:
         for each in (queue, bulk_queue):

@@ -45,3 +45,22 @@ def test_beat_republishes_unsent_emails_every_few_minutes():
 )
 def test_celery_is_configured_for_safe_retries(setting, value):
     assert app.conf[setting] == value
+
+
+def redis_command(unit):
+    """The redis-server options (name: value) that a systemd unit in deploy/ starts with."""
+    import shlex
+
+    text = (Path(__file__).resolve().parents[2] / "deploy" / "systemd" / unit).read_text()
+    (line,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    words = shlex.split(line.removeprefix("ExecStart="))
+    assert words[0].endswith("redis-server")
+    return dict(zip(words[1::2], words[2::2], strict=True))
+
+
+def test_the_cache_may_evict_and_the_broker_never_does():
+    cache = redis_command("clinic-redis-cache.service")
+    broker = redis_command("clinic-redis-broker.service")
+    assert cache["--maxmemory-policy"] == "allkeys-lru" and cache["--maxmemory"].endswith("mb")
+    assert broker["--maxmemory-policy"] == "noeviction" and broker["--appendonly"] == "yes"
+    assert cache["--port"] != broker["--port"]  # two servers: one Redis has one policy

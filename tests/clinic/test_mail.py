@@ -160,7 +160,7 @@ def test_sweep_skips_sent_new_backing_off_and_leased_emails():
     row("b", created_at=now)  # its task may still be on its way
     row("c", created_at=old, state="sent", sent_at=old)
     row("d", created_at=old, next_attempt_at=now + timedelta(minutes=1))  # backing off
-    row("e", created_at=old, state="sending", last_attempt_at=now - timedelta(minutes=9))
+    row("e", created_at=old, state="sending", lease_expires_at=now + timedelta(seconds=20))
     row("f", created_at=old, state="failed", attempts=8)
     assert list(OutgoingEmail.objects.due(now=now)) == [due]
 
@@ -168,8 +168,11 @@ def test_sweep_skips_sent_new_backing_off_and_leased_emails():
 @pytest.mark.django_db
 def test_abandoned_means_claimed_by_a_sender_whose_lease_ran_out():
     now = timezone.now()
-    dead = row("a", state="sending", last_attempt_at=now - OutgoingEmail.SEND_LEASE)
-    row("b", state="sending", last_attempt_at=now - timedelta(minutes=9))
+    long_ago = now - timedelta(hours=1)
+    dead = row("a", state="sending", last_attempt_at=long_ago, lease_expires_at=now)
+    # Claimed long ago, but its sender keeps renewing the lease: it is still sending.
+    lease_end = now + timedelta(seconds=1)
+    row("b", state="sending", last_attempt_at=long_ago, lease_expires_at=lease_end)
     row("c", state="pending", last_attempt_at=now - timedelta(hours=1))
     assert list(OutgoingEmail.objects.abandoned(now=now)) == [dead]
 
@@ -280,18 +283,19 @@ def test_writers_racing_with_one_idempotency_key_write_one_email(queued):
 
 
 @pytest.mark.django_db
-def test_a_sender_that_died_mid_send_is_replaced_after_its_lease(queued):
+def test_a_sender_that_died_mid_send_is_replaced_after_its_short_lease(queued, settings):
+    settings.OUTBOX_SEND_LEASE_SECONDS = 60
     email = row("Lost")
     now = timezone.now()
-    OutgoingEmail.objects.filter(pk=email.pk).update(
-        state="sending", attempts=1, last_attempt_at=now
-    )
+    assert mail._claim(email.pk, now)  # a sender that then dies, renewing nothing
     assert mail.send_outgoing_email(email_id=email.pk) is False  # someone else owns it
-    assert mail.republish_due_emails(now=now + timedelta(minutes=9)) == 0
-    assert mail.republish_due_emails(now=now + timedelta(minutes=11)) == 1
-    with time_machine.travel(now + timedelta(minutes=11)):
+    assert mail.republish_due_emails(now=now + timedelta(seconds=59)) == 0
+    # The next beat after the lease (not ten minutes later) resends it, as the same email.
+    assert mail.republish_due_emails(now=now + timedelta(seconds=60)) == 1
+    with time_machine.travel(now + timedelta(seconds=61)):
         assert mail.send_outgoing_email(email_id=email.pk) is True
     assert [m.subject for m in django_mail.outbox] == ["Lost"]
+    assert django_mail.outbox[0].extra_headers["Message-ID"] == email.message_id
 
 
 @pytest.mark.django_db(transaction=True)
@@ -365,7 +369,14 @@ def test_the_sweep_does_not_republish_the_same_email_on_its_next_run(queued):
 def test_an_email_whose_sender_keeps_dying_is_given_up(settings):
     settings.OUTBOX_MAX_ATTEMPTS = 3
     long_ago = timezone.now() - timedelta(hours=1)
-    email = row("a", created_at=long_ago, state="sending", attempts=3, last_attempt_at=long_ago)
+    email = row(
+        "a",
+        created_at=long_ago,
+        state="sending",
+        attempts=3,
+        last_attempt_at=long_ago,
+        lease_expires_at=long_ago + timedelta(minutes=1),
+    )
     assert mail.send_outgoing_email(email_id=email.pk) is False  # no fourth claim
     mail.republish_due_emails()
     email.refresh_from_db()

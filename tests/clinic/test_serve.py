@@ -209,3 +209,59 @@ def test_a_malformed_storage_setting_stops_start_up_naming_it(variable, value):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"Configuration error: {variable} ")
     assert "Traceback" not in result.stderr
+
+
+def load_serve_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serve_script", ROOT / "scripts" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_serve_runs_the_cache_and_the_broker_in_redis_servers_of_their_own(monkeypatch):
+    import shutil
+
+    import redis
+
+    if not shutil.which("redis-server") and os.environ.get("CI") != "true":
+        pytest.skip("redis-server is not installed")
+    serve = load_serve_script()
+    for name in ("REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SERVE_CACHE_REDIS_PORT", str(free_port()))
+    monkeypatch.setenv("SERVE_BROKER_REDIS_PORT", str(free_port()))
+    env = serve.environment()
+    assert env["CACHE_URL"] != env["REDIS_URL"]  # the broker is REDIS_URL's
+    programs = serve.redis_programs(env)
+    # redis-server on the real clock: under `make test-dates` libfaketime would be preloaded
+    # into it too, and its timers stall. The dates under test are the site's, not Redis's.
+    real_clock = {k: v for k, v in os.environ.items() if not k.startswith(("FAKETIME", "LD_PRE"))}
+    running = {
+        name: subprocess.Popen(command, stdout=subprocess.DEVNULL, process_group=0, env=real_clock)
+        for name, command in programs.items()
+    }
+    try:
+        serve.wait_for_redis(env["CACHE_URL"])
+        serve.wait_for_redis(env["REDIS_URL"])
+        cache = redis.Redis.from_url(env["CACHE_URL"], decode_responses=True)
+        broker = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True)
+        # The cache may forget old pages; the broker may never drop a task.
+        assert cache.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+        assert int(cache.config_get("maxmemory")["maxmemory"]) == 64 * 1024 * 1024
+        assert broker.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert broker.config_get("appendonly") == {"appendonly": "yes"}
+        cache.close()
+        broker.close()
+    finally:
+        serve.stop(running)
+
+
+def test_make_serve_uses_the_redis_the_environment_names(monkeypatch):
+    serve = load_serve_script()
+    monkeypatch.setenv("REDIS_URL", "redis://redis.internal:6379/0")
+    monkeypatch.delenv("CACHE_URL", raising=False)
+    env = serve.environment()
+    assert serve.redis_programs(env) == {}
+    assert env["REDIS_URL"] == "redis://redis.internal:6379/0" and "CACHE_URL" not in env

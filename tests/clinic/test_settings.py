@@ -14,7 +14,8 @@ def start(*command, **environment):
     """Run manage.py (`check` unless told) with only `environment` set on top of the shell's."""
     unset = (
         *("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "CELERY_BROKER_URL", "SITE_URL"),
-        *("SECRET_KEY_FALLBACKS", "TIME_ZONE"),
+        *("SECRET_KEY_FALLBACKS", "TIME_ZONE", "CACHE_URL", "MEDIA_S3_BUCKET"),
+        *("MEDIA_STORAGE_BACKEND", "MEDIA_S3_REDIRECT_PUBLIC"),
     )
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(environment)
@@ -44,6 +45,11 @@ def test_debug_off_without_secret_key_stops_with_one_line():
         ("DATABASE_URL", "mysqlx://nobody@nowhere/db"),
         ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"),
         ("REDIS_URL", "http://127.0.0.1:6379/0"),
+        ("CACHE_URL", "memcached://127.0.0.1:11211"),
+        ("OUTBOX_SEND_LEASE_SECONDS", "0"),
+        ("MEDIA_S3_ENDPOINT_URL", "s3.example.net"),
+        ("MEDIA_S3_SIGNED_SECONDS", "5"),
+        ("MEDIA_S3_REDIRECT_PUBLIC", "true"),
         ("SITE_URL", "clinic.example"),
         ("DEBUG", "perhaps"),
         ("CONN_MAX_AGE", "forever"),
@@ -115,3 +121,34 @@ def test_links_signed_with_a_retired_key_still_verify_from_the_fallbacks():
     assert rotated.stdout.strip().splitlines()[-1] == "{'subscriber': 7}"
     forgotten = start("shell", "-c", verify, SECRET_KEY=new_key)
     assert forgotten.returncode != 0 and "BadSignature" in forgotten.stderr
+
+
+def test_the_cache_and_the_broker_can_live_in_different_redis_servers():
+    show = (
+        "from django.conf import settings; "
+        "print(settings.CACHES['default']['LOCATION'], settings.CELERY_BROKER_URL)"
+    )
+    apart = start(
+        "shell",
+        "-c",
+        show,
+        REDIS_URL="redis://broker.internal:6379/0",
+        CACHE_URL="redis://cache.internal:6379/0",
+        DEBUG="true",
+    )
+    assert apart.stdout.split()[-2:] == [
+        "redis://cache.internal:6379/0",
+        "redis://broker.internal:6379/0",
+    ], apart.stderr
+    together = start("shell", "-c", show, REDIS_URL="redis://one.internal:6379/0", DEBUG="true")
+    assert together.stdout.split()[-2:] == ["redis://one.internal:6379/0"] * 2, together.stderr
+
+
+def test_uploads_go_to_one_kind_of_storage_only():
+    result = start(
+        MEDIA_S3_BUCKET="clinic-media",
+        MEDIA_STORAGE_BACKEND="django.core.files.storage.FileSystemStorage",
+        DEBUG="true",
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("Configuration error: MEDIA_STORAGE_BACKEND cannot")

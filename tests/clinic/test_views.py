@@ -101,6 +101,23 @@ def test_health_reports_database_ok(client, settings):
     assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
 
 
+def test_health_checks_the_caches_redis_and_the_brokers_apart(client, settings):
+    from clinic.celery import app
+
+    saved = app.conf.broker_url  # read before settings change: Celery reads them lazily, once
+    settings.CACHE_URL = "redis://127.0.0.1:1/0"  # the cache's Redis is down...
+    broker = "redis://127.0.0.1:9/0"  # ...and so is the broker's, another server
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = broker
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.broker_url, app._pool, app.amqp._producer_pool = broker, None, None
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url, app._pool, app.amqp._producer_pool = saved, None, None
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "redis": "down", "broker": "down"}
+
+
 def test_health_is_503_when_redis_is_down(client, settings):
     settings.REDIS_URL = settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     response = client.get("/healthz")
