@@ -246,6 +246,9 @@ RATELIMIT_FAIL_OPEN = True
 # Sessions (staff only) live in the database: they survive a Redis outage, and a log-out
 # during one cannot be undone by a stale cached copy when Redis returns (cached_db could).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Flash messages live in that session, never in the signed-but-readable messages cookie:
+# one of them is health advice (clinic.messages).
+MESSAGE_STORAGE = "clinic.messages.ServerSideMessageStorage"
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL) or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"

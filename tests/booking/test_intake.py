@@ -193,3 +193,45 @@ def test_staff_choose_the_questions_on_the_treatment_in_the_admin(client, staff_
     assert response.status_code == 302, response.content.decode()[:2000]
     service.refresh_from_db()
     assert service.intake_fields == ["intake_pregnant"]
+
+
+def _readable(value):
+    """Every reading of a cookie's value a curious person could try: as it is, and each
+    dot-separated part base64-decoded (and unzipped, as Django's signed cookies compress)."""
+    import base64
+    import contextlib
+    import zlib
+
+    readings = [value]
+    for part in value.split("."):
+        for piece in part.split(":"):
+            padded = piece + "=" * (-len(piece) % 4)
+            try:
+                raw = base64.urlsafe_b64decode(padded)
+            except ValueError:
+                continue
+            readings.append(raw.decode("latin-1"))
+            with contextlib.suppress(zlib.error):
+                readings.append(zlib.decompress(raw).decode("latin-1"))
+    return " ".join(readings).lower()
+
+
+def test_after_a_yes_no_cookie_says_anything_about_health(client, therapist, at):
+    url = details_url(therapist, at(10))
+    response = client.post(url, form_data(client, url, **ALL_YES))
+    assert response.status_code in (302, 303)
+    set_now = {name: morsel.value for name, morsel in response.cookies.items()}
+    confirmation = client.get(response["Location"])
+    # The advice still reaches the patient, once, on the next page...
+    assert "please speak to your doctor before your visit" in confirmation.content.decode()
+    # ...but it travelled server-side: no cookie the browser holds or was sent reveals it.
+    held = {name: morsel.value for name, morsel in client.cookies.items()}
+    for name, value in [*set_now.items(), *held.items()]:
+        text = _readable(value)
+        for word in [*TELLTALES, "doctor", "health", "answered yes", "calves", "therapist"]:
+            assert word not in text, f"{word!r} readable in the {name!r} cookie"
+    # Shown once: a reload no longer carries it.
+    again = client.get(response["Location"]).content.decode()
+    assert "please speak to your doctor" not in again
+    # And once shown, the session that carried it is gone, cookie and all (cached pages again).
+    assert client.cookies.get("sessionid") is None or client.cookies["sessionid"].value == ""
