@@ -134,6 +134,12 @@ def book_appointment(
             candidates = candidates.filter(pk=therapist.pk)
         # Locked in one order (by id), so two bookings of "no preference" cannot deadlock.
         candidates = list(candidates.select_for_update())
+        if submission_key:
+            # Again under the lock: an identical submit that held it first has committed by
+            # now, and its patient must get that booking, not "that time was just taken".
+            earlier = Appointment.objects.filter(submission_key=submission_key).first()
+            if earlier:
+                return earlier
         if not candidates:
             raise SlotUnavailable(_("That therapist does not offer this service online."))
         day = start.astimezone(tz).date()

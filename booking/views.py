@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.validators import slug_re
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import dateformat, timezone, translation
@@ -36,6 +36,12 @@ from .models import Appointment, BookingRules, Service, Therapist, WorkingHours
 ANY = "any"
 PUBLIC_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 NEARBY_DAYS = 3
+# The browser that booked remembers what it booked (the confirmation links' tokens, signed),
+# so Back to the details step says "You have booked this time" to it and to nobody else.
+BOOKED_COOKIE = "booked"
+BOOKED_SALT = "booking.views.booked"
+BOOKED_KEEP = 5
+BOOKED_SECONDS = 24 * 60 * 60
 
 
 def booking_rate(group, request):
@@ -70,6 +76,44 @@ def _private(response):
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
+
+
+# --- what this browser just booked ----------------------------------------------------------
+def _booked_tokens(request):
+    raw = request.get_signed_cookie(
+        BOOKED_COOKIE, default="", salt=BOOKED_SALT, max_age=BOOKED_SECONDS
+    )
+    tokens = [t for t in raw.split(",") if len(t) <= 64 and PUBLIC_TOKEN.fullmatch(t)]
+    return tokens[:BOOKED_KEEP]
+
+
+def _remember_booked(request, response, appointment):
+    """Let this browser, and only it, recognise the time it booked when it comes Back."""
+    token = appointment.public_token
+    tokens = [token, *(t for t in _booked_tokens(request) if t != token)][:BOOKED_KEEP]
+    response.set_signed_cookie(
+        BOOKED_COOKIE,
+        ",".join(tokens),
+        salt=BOOKED_SALT,
+        max_age=BOOKED_SECONDS,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.SESSION_COOKIE_SECURE,
+    )
+    return response
+
+
+def _just_booked(request, service, therapist, start):
+    """The booking this browser made of `start` (with `therapist`, if one was chosen), or None."""
+    tokens = _booked_tokens(request)
+    if not tokens:
+        return None
+    found = Appointment.objects.active().filter(
+        public_token__in=tokens, service=service, starts_at=start
+    )
+    if therapist is not None:
+        found = found.filter(therapist=therapist)
+    return found.select_related("therapist").first()
 
 
 # --- where the patient came from ------------------------------------------------------------
@@ -448,6 +492,9 @@ def details(request, service, therapist, day, at):
     )
     if request.method != "POST":
         if start not in nearby:
+            if mine := _just_booked(request, service, therapist, start):
+                # Back from the confirmation: their own booking, not a time "not free".
+                return _private(render(request, "booking/booked.html", {"appointment": mine}))
             return _unavailable(
                 request,
                 _("Sorry, %(time)s is not free. These times near it are:")
@@ -517,7 +564,9 @@ def details(request, service, therapist, day, at):
         )
     if appointment.needs_clearance:
         messages.warning(request, INTAKE_ADVICE)
-    return redirect("booking:confirmation", token=appointment.public_token)
+    # 303: every answer to this form, repeated or not, is "now GET your confirmation".
+    confirmation = reverse("booking:confirmation", kwargs={"token": appointment.public_token})
+    return _remember_booked(request, HttpResponseRedirect(confirmation, status=303), appointment)
 
 
 def _appointment_by_token(token):

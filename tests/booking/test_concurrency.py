@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from booking import services
 from booking.models import Appointment
+from tests.booking.test_views import details_url, form_data
 from tests.conftest import race
 
 RACERS = 30
@@ -146,3 +147,18 @@ def test_staff_racing_through_the_admin_add_form_book_once_and_see_a_form_error(
     refused = next(r for r in responses if r.status_code == 200)
     assert "already has Phone caller" in refused.content.decode()
     assert Appointment.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_identical_submits_racing_all_lead_to_the_one_confirmation(ready, at):
+    """A double click (or a phone resending) sends the same form twice within milliseconds:
+    every answer is the same 303 to the one confirmation, never "that time was just taken"."""
+    url = details_url(ready, at(10))
+    data = form_data(Client(), url)
+
+    responses = race(lambda i: Client().post(url, data), count=6)
+
+    assert [r for r in responses if isinstance(r, Exception)] == []
+    appointment = Appointment.objects.get()
+    confirmation = f"/book/appointment/{appointment.public_token}/"
+    assert [(r.status_code, r.get("Location")) for r in responses] == [(303, confirmation)] * 6

@@ -46,7 +46,7 @@ def book_through_the_site(client, therapist, start, language):
             "intake_pregnant": "no",
         },
     )
-    assert response.status_code == 302, response.content.decode()[:500]
+    assert response.status_code == 303, response.content.decode()[:500]
     return Appointment.objects.get(patient_email="rosa@example.com")
 
 

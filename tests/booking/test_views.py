@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 import time_machine
+from django.test import Client
 from django.urls import reverse
 from icalendar import Calendar
 
@@ -146,7 +147,7 @@ def test_an_inactive_therapist_cannot_be_chosen(client, therapist, at):
 def test_booking_through_every_step_confirms_and_offers_the_ics(client, therapist, at):
     url = details_url(therapist, at(10))
     response = client.post(url, form_data(client, url))
-    assert response.status_code == 302
+    assert response.status_code == 303
     appointment = Appointment.objects.get()
     assert response["Location"] == reverse("booking:confirmation", args=[appointment.public_token])
     assert str(appointment.pk) not in response["Location"].split("/")
@@ -163,7 +164,7 @@ def test_booking_through_every_step_confirms_and_offers_the_ics(client, therapis
 
 def test_no_preference_books_a_free_therapist(client, at):
     url = details_url(None, at(10))
-    assert client.post(url, form_data(client, url)).status_code == 302
+    assert client.post(url, form_data(client, url)).status_code == 303
     assert Appointment.objects.get().therapist.name == "Maria Lopez"
 
 
@@ -173,6 +174,43 @@ def test_a_double_clicked_submit_books_once(client, therapist, at):
     first, second = client.post(url, data), client.post(url, data)
     assert first["Location"] == second["Location"]
     assert Appointment.objects.count() == 1
+
+
+def test_back_to_the_details_of_a_time_just_booked_says_so_to_that_visitor_only(
+    client, therapist, at
+):
+    url = details_url(therapist, at(10))
+    booked = client.post(url, form_data(client, url))
+    assert booked.status_code == 303
+
+    back = client.get(url)  # the phone's Back button from the confirmation page
+    assert back.status_code == 200
+    assert {"private", "no-store"} <= set(back["Cache-Control"].replace(" ", "").split(","))
+    page = back.content.decode()
+    assert "You have booked this time" in page
+    assert f'href="{booked["Location"]}"' in page
+    assert "is not free" not in page
+
+    # Anyone else, or a forged cookie, is told the time is taken and sees no link to it.
+    signed = client.cookies["booked"].value
+    token = booked["Location"].rstrip("/").rsplit("/", 1)[-1]
+    last = "A" if signed[-1] != "A" else "B"
+    for forged in (token, signed[:-1] + last):
+        stranger = Client()
+        stranger.cookies["booked"] = forged
+        page = stranger.get(url).content.decode()
+        assert "You have booked this time" not in page and booked["Location"] not in page
+    stranger = Client()
+    response = stranger.get(url)
+    assert response.status_code == 409
+    assert booked["Location"] not in response.content.decode()
+
+
+def test_back_to_a_no_preference_time_just_booked_says_so(client, at):
+    url = details_url(None, at(10))
+    booked = client.post(url, form_data(client, url))
+    page = client.get(url).content.decode()
+    assert "You have booked this time" in page and booked["Location"] in page
 
 
 def test_a_taken_time_gets_409_with_everything_typed_kept_and_fresh_times(
@@ -193,7 +231,7 @@ def test_a_taken_time_gets_409_with_everything_typed_kept_and_fresh_times(
     fresh = re.findall(r'type="radio"[^>]*name="slot" value="([^"]+)"', page)
     assert fresh and data["slot"] not in fresh
     retry = {**data, "slot": fresh[0]}
-    assert client.post(url, retry).status_code == 302
+    assert client.post(url, retry).status_code == 303
     assert Appointment.objects.count() == 2
 
 

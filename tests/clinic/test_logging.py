@@ -63,7 +63,7 @@ def test_a_booking_a_manage_visit_and_a_sign_up_log_no_patient_data(
     url = details_url(therapist, at(10))
     data = form_data(client, url, email=EMAIL, phone=PHONES[0], **ALL_YES)
     booked = client.post(url, data)
-    assert booked.status_code == 302
+    assert booked.status_code == 303
     confirmation = booked["Location"]
     assert client.get(confirmation).status_code == 200
     appointment = Appointment.objects.get()
@@ -97,7 +97,7 @@ def test_a_booking_a_manage_visit_and_a_sign_up_log_no_patient_data(
 
     requests = [line for line in lines(written) if line["logger"] == "clinic.request"]
     paths = [(line["method"], line["path"], line["status"]) for line in requests]
-    assert ("POST", url, 302) in paths
+    assert ("POST", url, 303) in paths
     assert ("GET", "/book/appointment/<redacted>/", 200) in paths
     assert ("GET", "/book/manage/<redacted>/", 200) in paths
     assert ("GET", "/book/manage/<redacted>/move/", 200) in paths

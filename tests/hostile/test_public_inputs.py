@@ -213,7 +213,7 @@ def test_the_details_form_refuses_any_bad_field_and_books_nothing(
 
     response = check(web.post(url, data), f"the details form with a hostile {field}")
 
-    if response.status_code == 302:  # the value was acceptable: one booking, two emails
+    if response.status_code == 303:  # the value was acceptable: one booking, two emails
         assert rows() == (before[0][0] + 1, before[0][1], before[0][2] + 2)
         forget_booking(ids)
     else:
@@ -376,7 +376,7 @@ def test_media_paths_survive_anything(web, world, path):
 def test_the_hostile_examples_reach_the_views(web, world, free_time):
     """Guard: the fixtures are live, so the tests above exercise real pages."""
     start, url = free_time
-    assert web.post(url, valid_details(start)).status_code == 302
+    assert web.post(url, valid_details(start)).status_code == 303
     assert web.get("/book/massage-60/any/").status_code == 200
     assert web.get("/articles/", {"q": "calf"}).status_code == 200
     assert world.starts_at > timezone.now() + timedelta(days=1)
