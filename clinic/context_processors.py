@@ -1,12 +1,22 @@
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
-from .services import get_clinic_profile, weekly_hours
+from .services import get_clinic_profile, last_known_clinic_profile, weekly_hours
 
 
 def clinic(request):
-    """The clinic's profile and weekly hours for the header and footer of every page."""
-    profile = get_clinic_profile()
+    """The clinic's profile and weekly hours for the header and footer of every page.
+
+    With the database down (the 503 page), the last profile read, so the page still shows
+    the phone to call.
+    """
+    try:
+        profile = get_clinic_profile()
+    except DatabaseError:
+        profile = last_known_clinic_profile()
+        if profile is None and not getattr(request, "database_unavailable", False):
+            raise  # no copy at all: a page needs one, so this is the 503 page's to answer
     return {
         "clinic": profile,
         "clinic_hours": weekly_hours(profile) if profile else [],

@@ -130,6 +130,8 @@ MIDDLEWARE = [
     # django-csp's, with the admin's few extra allowances (CONTENT_SECURITY_POLICY_ADMIN).
     "clinic.middleware.ContentSecurityPolicyMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # A view's database outage (down, hung, past a timeout) becomes a 503 "please call" page.
+    "clinic.unavailable.DatabaseUnavailableMiddleware",
     # Turns django-ratelimit's refusal into RATELIMIT_VIEW's friendly 429 page.
     "django_ratelimit.middleware.RatelimitMiddleware",
     # Last, as django-axes asks: turns a refused sign-in into the lockout page.
@@ -194,6 +196,49 @@ else:
         "OPTIONS": SQLITE_OPTIONS,
         "TEST": SQLITE_TEST,
     }
+# PostgreSQL paused, unreachable or overloaded must not hang a request (a sync gunicorn
+# worker would be killed at its 30 s timeout): every wait on the database is bounded, and
+# clinic.db answers the patient with a 503 "please call" page instead.
+DATABASE_CONNECT_TIMEOUT = _read("DATABASE_CONNECT_TIMEOUT", env.int, default=2)
+if not 2 <= DATABASE_CONNECT_TIMEOUT <= 30:
+    _fail("DATABASE_CONNECT_TIMEOUT", "must be whole seconds from 2 to 30 (libpq's minimum is 2)")
+DATABASE_STATEMENT_TIMEOUT = _read("DATABASE_STATEMENT_TIMEOUT", env.float, default=3.0)
+DATABASE_LOCK_TIMEOUT = _read("DATABASE_LOCK_TIMEOUT", env.float, default=2.0)
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = _read(
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", env.float, default=10.0
+)
+for _name in (
+    "DATABASE_STATEMENT_TIMEOUT",
+    "DATABASE_LOCK_TIMEOUT",
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT",
+):
+    if not 0 <= vars()[_name] <= 3600:
+        _fail(_name, "must be a number of seconds from 0 (no limit) to 3600 (e.g. 3)")
+# Server-side limits, sent as connection options (0 turns one off).
+POSTGRES_OPTIONS = {
+    "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+    "options": " ".join(
+        f"-c {name}={round(seconds * 1000)}"
+        for name, seconds in (
+            ("statement_timeout", DATABASE_STATEMENT_TIMEOUT),
+            ("lock_timeout", DATABASE_LOCK_TIMEOUT),
+            ("idle_in_transaction_session_timeout", DATABASE_IDLE_IN_TRANSACTION_TIMEOUT),
+        )
+    ),
+}
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend plus a client-side deadline and a breaker (clinic.db).
+    _db["ENGINE"] = "clinic.db"
+    _extra = _db.get("OPTIONS", {})
+    _db["OPTIONS"] = {
+        **POSTGRES_OPTIONS,
+        **_extra,
+        "options": f"{POSTGRES_OPTIONS['options']} {_extra.get('options', '')}".strip(),
+    }
+# On the "we can't take bookings online right now" page when the database is down and no
+# copy of the clinic's profile is at hand (a fresh process): the phone patients should call.
+CLINIC_PHONE_FALLBACK = env.str("CLINIC_PHONE_FALLBACK", default="").strip()
+
 # Connections outlive a request in production (a new PostgreSQL connection costs more than
 # most pages); the health check replaces one the server dropped meanwhile.
 _db.setdefault("CONN_MAX_AGE", _read("CONN_MAX_AGE", env.int, default=0 if DEBUG else 60))

@@ -31,10 +31,15 @@ from articles.images import SIZE_NAME, size_names
 from articles.models import Article
 from booking.models import Service, Therapist
 
+from .db import database_deadline
 from .seo import clinic_jsonld
 from .services import get_clinic_profile
+from .unavailable import current_exception_is_database_unavailable, database_unavailable
 
 logger = logging.getLogger(__name__)
+
+# How long the health check waits for an answer from a database it is connected to.
+HEALTH_DATABASE_SECONDS = 1.5
 
 
 @require_safe
@@ -55,7 +60,9 @@ def home(request):
 
 
 def _check_database():
-    with connections["default"].cursor() as cursor:
+    # Bounded on its own: connecting by DATABASE_CONNECT_TIMEOUT, the query by this deadline
+    # (clinic.db), so a hung PostgreSQL is reported, not waited for.
+    with database_deadline(HEALTH_DATABASE_SECONDS), connections["default"].cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
 
@@ -115,7 +122,13 @@ def health(request):
 
 
 def server_error(request):
-    """The styled 500 page, with the clinic's phone when the cache or database still answers."""
+    """The styled 500 page, with the clinic's phone when the cache or database still answers.
+
+    A database outage that surfaced outside a view (a middleware, a template) is not a bug:
+    it gets the 503 page, as one inside a view does (clinic.unavailable).
+    """
+    if current_exception_is_database_unavailable():
+        return database_unavailable(request)
     try:
         return render(request, "500.html", status=500)
     except Exception:  # the failure may be the database itself: fall back to the bare page
