@@ -182,6 +182,9 @@ def programs(env):
             f"{env['HOST']}:{env['PORT']}",
             "--workers",
             workers,
+            # Database waits are bounded well under it (DATABASE_*_TIMEOUT settings).
+            "--timeout",
+            "30",
             "--graceful-timeout",
             str(STOP_SECONDS - 5),
         ],
