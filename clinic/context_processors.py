@@ -11,12 +11,16 @@ def clinic(request):
     With the database down (the 503 page), the last profile read, so the page still shows
     the phone to call.
     """
-    try:
-        profile = get_clinic_profile()
-    except DatabaseError:
+    if getattr(request, "database_unavailable", False):
+        # The 503 page: not one more wait on a database that just failed this request.
         profile = last_known_clinic_profile()
-        if profile is None and not getattr(request, "database_unavailable", False):
-            raise  # no copy at all: a page needs one, so this is the 503 page's to answer
+    else:
+        try:
+            profile = get_clinic_profile()
+        except DatabaseError:
+            profile = last_known_clinic_profile()
+            if profile is None:
+                raise  # no copy at all: a page needs one, so the 503 page answers instead
     return {
         "clinic": profile,
         "clinic_hours": weekly_hours(profile) if profile else [],

@@ -21,6 +21,27 @@ ROOT = Path(__file__).resolve().parent.parent
 REAL_WORKER = os.environ.get("CLINIC_REAL_WORKER") == "1"
 
 
+# Production's database timeouts, before _patient_database_waits below lengthens them for the
+# suite; the tests of those timeouts (tests/clinic/test_database_outage.py) set these back.
+PRODUCTION_STATEMENT_TIMEOUT = settings.DATABASE_STATEMENT_TIMEOUT
+PRODUCTION_LOCK_TIMEOUT = settings.DATABASE_LOCK_TIMEOUT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _patient_database_waits():
+    """The race tests pile up to 30 transactions on one row of a PostgreSQL that shares two
+    cores with everything else: waiting seconds for a lock is what they test, not a fault.
+    So the suite's connections allow a minute for a statement or a lock wait."""
+    options = settings.DATABASES["default"].get("OPTIONS", {})
+    if "options" in options:  # PostgreSQL (pass (b)): read at connect, no connection yet
+        options["options"] = "-c statement_timeout=60000 -c lock_timeout=60000 " + (
+            "-c idle_in_transaction_session_timeout=60000"
+        )
+        settings.DATABASE_STATEMENT_TIMEOUT = 60.0
+        settings.DATABASE_LOCK_TIMEOUT = 60.0
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _plain_static_files():
     # Tests read static files from the source folders; the hashed manifest is a build product.

@@ -7,7 +7,7 @@ ENGINE "clinic.db" is Django's PostgreSQL backend with three guards (clinic.db.b
   that drops packets silently) cannot keep a worker waiting past it. The server's own
   statement_timeout (settings: DATABASE_STATEMENT_TIMEOUT) normally ends a slow query first;
   the deadline is a second later and cuts the connection under the waiting call;
-- a *breaker*: after the server could not be reached, did not answer or ran out of time,
+- a *breaker*: after the server could not be reached or did not answer by the deadline,
   this process leaves it alone for a few seconds, so the rest of the request (its error
   page) and the next requests answer at once instead of each waiting out a timeout;
 - the connect, statement, lock and idle-in-transaction timeouts themselves are libpq and

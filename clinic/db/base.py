@@ -1,6 +1,5 @@
 """Django's PostgreSQL backend with a client-side deadline and a breaker (see clinic.db)."""
 
-import importlib
 import logging
 import os
 import socket
@@ -15,7 +14,6 @@ from django.db.backends.postgresql import base as postgresql
 from . import database_deadline, deadline_override
 
 Database = postgresql.Database
-errors = importlib.import_module(f"{Database.__name__}.errors")  # psycopg2's or psycopg's
 logger = logging.getLogger(__name__)
 
 # How long a process leaves a database alone after it could not be reached or timed out.
@@ -177,10 +175,10 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             with self._deadline("a statement"):
                 return execute(sql, params, many, context)
         except DatabaseError as exc:
+            # A statement past statement_timeout or lock_timeout leaves the server answering
+            # (and its connection usable): that request gets the 503, the next ones try again.
             cause = exc.__cause__
-            if isinstance(cause, errors.QueryCanceled):
-                self._trip("a statement ran past statement_timeout")
-            elif isinstance(cause, Database.OperationalError) and self._link_lost():
+            if isinstance(cause, Database.OperationalError) and self._link_lost():
                 self._forget_link()
                 self._trip("the connection was lost")
             raise

@@ -27,6 +27,7 @@ from clinic import services as clinic_services
 from clinic.db import base as guarded
 from tests.booking.test_views import details_url, form_data
 from tests.clinic.test_resilience import SilentListener, closed_port
+from tests.conftest import PRODUCTION_LOCK_TIMEOUT, PRODUCTION_STATEMENT_TIMEOUT
 
 # What the issue promises a patient: an answer within this, whatever the database does.
 PROMISE_SECONDS = 5.0
@@ -231,9 +232,28 @@ def test_with_no_copy_of_the_profile_the_phone_comes_from_the_setting(clinic, se
 
 
 # --- a real PostgreSQL: too slow, locked, silent --------------------------------------------
+@pytest.fixture
+def production_timeouts(settings):
+    """This thread's connection with production's statement and lock timeouts (the suite
+    lengthens them for its race tests: tests/conftest.py)."""
+    settings.DATABASE_STATEMENT_TIMEOUT = PRODUCTION_STATEMENT_TIMEOUT
+    settings.DATABASE_LOCK_TIMEOUT = PRODUCTION_LOCK_TIMEOUT
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('lock_timeout', %s, false)",
+            [
+                f"{round(PRODUCTION_STATEMENT_TIMEOUT * 1000)}",
+                f"{round(PRODUCTION_LOCK_TIMEOUT * 1000)}",
+            ],
+        )
+    yield
+    connection.close()  # the next test's connection starts with the suite's settings again
+
+
 @on_postgresql
 @pytest.mark.django_db(transaction=True)
-def test_a_query_past_statement_timeout_answers_503(profile_seen):
+def test_a_query_past_statement_timeout_answers_503(profile_seen, production_timeouts):
     def slow(execute, sql, params, many, context):
         execute("SELECT pg_sleep(30)", None, False, context)
         return execute(sql, params, many, context)
@@ -242,7 +262,7 @@ def test_a_query_past_statement_timeout_answers_503(profile_seen):
         with connection.execute_wrapper(slow):
             response, seconds = timed(Client().get, "/book/")
         assert_please_call(response, seconds)
-        assert seconds >= settings.DATABASE_STATEMENT_TIMEOUT  # the server's timeout ended it
+        assert seconds >= PRODUCTION_STATEMENT_TIMEOUT  # the server's timeout ended it
     finally:
         guarded._broken_until.clear()
     assert Client().get("/book/").status_code == 200  # and the site is back at once after
@@ -251,7 +271,7 @@ def test_a_query_past_statement_timeout_answers_503(profile_seen):
 @on_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_held_past_lock_timeout_answers_503_with_the_booking_kept(
-    booking_rules, therapist, at, profile_seen
+    booking_rules, therapist, at, profile_seen, production_timeouts
 ):
     import psycopg2
 
@@ -273,7 +293,7 @@ def test_a_lock_held_past_lock_timeout_answers_503_with_the_booking_kept(
             )
         response, seconds = timed(visitor.post, url, data)
         assert_please_call(response, seconds)
-        assert seconds >= settings.DATABASE_LOCK_TIMEOUT
+        assert seconds >= PRODUCTION_LOCK_TIMEOUT
         assert typed_back(response.content.decode())["name"] == "Lockie Waits"
     finally:
         holder.rollback()
@@ -337,7 +357,9 @@ class PausableProxy:
 
 @on_postgresql
 @pytest.mark.django_db(transaction=True)
-def test_a_database_that_goes_silent_under_an_open_connection_answers_503(profile_seen):
+def test_a_database_that_goes_silent_under_an_open_connection_answers_503(
+    profile_seen, production_timeouts
+):
     db = connection.settings_dict
     proxy = PausableProxy(db["HOST"] or "127.0.0.1", db["PORT"] or 5432)
     swapped = Swapped("127.0.0.1", proxy.port, name=db["NAME"])
