@@ -135,7 +135,7 @@ def test_a_treatment_that_asks_none_books_without_health_questions(client, thera
     assert "A few health questions" not in page
     # Answers sent anyway (a stale form, a hand-made POST) are not kept: nothing was asked.
     response = client.post(url, form_data(client, url, **ALL_YES))
-    assert response.status_code == 302
+    assert response.status_code == 303
     appointment = Appointment.objects.get()
     assert [getattr(appointment, name) for name in QUESTIONS] == [None] * 4
     assert not appointment.needs_clearance and not appointment.intake_answered
