@@ -23,7 +23,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from booking import services, slots  # noqa: E402
+from booking import availability, slots  # noqa: E402
 
 REPEAT = 20
 TZ = ZoneInfo("America/Los_Angeles")
@@ -73,9 +73,8 @@ def engine_case():
     busy = {therapist_id: [] for therapist_id in range(1, 11)}
     for therapist_id, start in random.Random(SEED).sample(places, 2000):
         busy[therapist_id].append((start, start + visit + buffer))
-    schedules = [
-        slots.TherapistSchedule(pk, {weekday: hours for weekday in WEEKDAYS}, busy[pk])
-        for pk in busy
+    hours = [
+        slots.TherapistHours(pk, {weekday: hours for weekday in WEEKDAYS}, busy[pk]) for pk in busy
     ]
     rules = slots.Rules(
         step=timedelta(minutes=15), min_notice=timedelta(hours=2), max_days_ahead=60
@@ -83,7 +82,7 @@ def engine_case():
 
     def run():
         return slots.free_starts(
-            schedules=schedules,
+            therapists=hours,
             closures=[],
             duration=visit,
             buffer=buffer,
@@ -152,7 +151,7 @@ def seed_end_to_end(days):
 
 
 def end_to_end_case():
-    """booking.services.free_starts for one therapist over 30 days, reading the database."""
+    """booking.availability.free_starts for one therapist over 30 days, reading the database."""
     call_command("migrate", verbosity=0)
     # From tomorrow, so the two hours' notice cuts nothing.
     first_day = timezone.localdate() + timedelta(days=1)
@@ -160,7 +159,7 @@ def end_to_end_case():
     service, therapist = seed_end_to_end(days)
 
     def run():
-        return services.free_starts(
+        return availability.free_starts(
             service=service, therapists=[therapist], first_day=days[0], last_day=days[-1]
         )
 

@@ -14,20 +14,13 @@ from django.utils.html import format_html, format_html_join
 
 from articles.admin import with_booking_counts
 from articles.models import Article
+from clinic import personal_data
 from clinic.forms import WeeklyIntervalFormSet
 
 from . import schedule
 from .models import Appointment, BookingRules, Service, Therapist, TimeOff, WorkingHours
-from .services import (
-    PatientHasUpcomingVisits,
-    cancel_appointment,
-    erase_patient,
-    export_patient_data,
-    mark_attendance,
-    patient_appointments,
-    upcoming_visits,
-    validate_not_overlapping,
-)
+from .personal_data import patient_appointments
+from .services import cancel_appointment, mark_attendance, validate_not_overlapping
 
 
 @admin.register(Service)
@@ -454,20 +447,6 @@ class AppointmentAdmin(admin.ModelAdmin):
             return None
         return self._patient_page(request, PatientForm({"email": emails.pop()}))
 
-    def _patient_summary(self, email):
-        from newsletter.models import Subscriber
-
-        return {
-            "email": email,
-            "appointments": list(
-                patient_appointments(email=email)
-                .select_related("service", "therapist")
-                .order_by("starts_at")
-            ),
-            "upcoming": list(upcoming_visits(email=email)),
-            "subscriber": Subscriber.objects.filter(email__iexact=email).first(),
-        }
-
     def _patient_page(self, request, form, status=200):
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -480,11 +459,11 @@ class AppointmentAdmin(admin.ModelAdmin):
         }
         if form.is_bound and form.is_valid():
             email = form.cleaned_data["email"]
-            context.update(self._patient_summary(email))
+            context.update(email=email, **personal_data.summary(email=email))
         return TemplateResponse(request, "admin/booking/patient_data.html", context, status=status)
 
     def patient_view(self, request):
-        """Find a patient by email and show what is held: appointments and newsletter."""
+        """Find a patient by email and show what each part of the site holds about them."""
         return self._patient_page(
             request, PatientForm(request.POST if request.method == "POST" else None)
         )
@@ -497,7 +476,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         if not form.is_valid():
             return redirect("admin:booking_appointment_patient")
         email = form.cleaned_data["email"]
-        data = export_patient_data(email=email)
+        data = personal_data.export(email=email)
         for appointment in patient_appointments(email=email):
             self.log_change(request, appointment, "Exported the patient's data on request.")
         response = JsonResponse(
@@ -507,8 +486,8 @@ class AppointmentAdmin(admin.ModelAdmin):
         return response
 
     def patient_erase_view(self, request):
-        """Ask once more, then anonymise the patient's appointments and drop their newsletter
-        subscription and emails (their request to be forgotten)."""
+        """Ask once more, then erase what every part of the site holds about the patient
+        (their request to be forgotten): clinic.personal_data.erase."""
         if not self.has_delete_permission(request):
             raise PermissionDenied
         form = PatientForm(request.POST if request.method == "POST" else None)
@@ -520,21 +499,21 @@ class AppointmentAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "title": "Erase a patient's data",
                 "opts": self.model._meta,
-                **self._patient_summary(email),
+                "email": email,
+                **personal_data.summary(email=email),
             }
             return TemplateResponse(request, "admin/booking/patient_erase.html", context)
         ids = list(patient_appointments(email=email).values_list("pk", flat=True))
         try:
-            anonymised, unsubscribed, emails = erase_patient(email=email)
-        except PatientHasUpcomingVisits as exc:
+            erased = personal_data.erase(email=email)
+        except personal_data.ErasureRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return self._patient_page(request, form, status=409)
         for appointment in self.model.objects.filter(pk__in=ids):
             self.log_change(request, appointment, "Erased the patient's data on request.")
         self.message_user(
             request,
-            f"Erased: {anonymised} appointment(s) anonymised, {unsubscribed} newsletter "
-            f"subscription(s) and {emails} sent email(s) deleted.",
+            f"Erased: {personal_data.describe(erased)}.",
             messages.SUCCESS,
         )
         return redirect("admin:booking_appointment_changelist")

@@ -1,19 +1,20 @@
 """The staff schedule: each therapist's appointments, free time and time off, day by day.
 
-Reads only. Everything a page shows is loaded in a fixed number of queries (therapists,
-working hours, time off, appointments, closures) whatever the number of therapists or days;
+Reads only. Everything a page shows is loaded by availability.load_inputs (the booking
+engine's loader) in a fixed number of queries whatever the number of therapists or days;
 the free time between appointments comes from the pure slots.free_periods.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.utils import timezone
 
 from clinic.models import Closure
 
 from . import slots
-from .models import Appointment, Therapist, TimeOff, WorkingHours
+from .availability import load_inputs
+from .models import Appointment, Therapist
 
 DAY, WEEK = "day", "week"
 
@@ -89,16 +90,9 @@ def step(view):
     return timedelta(days=7 if view == WEEK else 1)
 
 
-def _day_bounds(day, tz):
-    return (
-        datetime.combine(day, time(0), tzinfo=tz),
-        datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz),
-    )
-
-
 def _clipped(kind, start, end, day, tz, **extra):
     """An Entry for the part of [start, end) on local `day`, or None if none of it is."""
-    day_start, day_end = _day_bounds(day, tz)
+    day_start, day_end = slots.day_bounds(day, tz)
     if end <= day_start or start >= day_end:
         return None
     return Entry(
@@ -119,37 +113,18 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
     Four queries whatever the number of therapists or days.
     """
     tz = tz or timezone.get_default_timezone()
-    ids = [therapist.pk for therapist in therapists]
-    # A day's margin either side: an appointment or time off can reach across midnight.
-    start = datetime.combine(first_day - timedelta(days=1), time(0), tzinfo=tz)
-    end = datetime.combine(last_day + timedelta(days=2), time(0), tzinfo=tz)
-
-    weekly = WorkingHours.objects.filter(therapist_id__in=ids).as_weekly()
-    time_off = {pk: [] for pk in ids}
-    for absence in TimeOff.objects.filter(therapist_id__in=ids).overlapping(start, end):
-        time_off[absence.therapist_id].append(absence)
-    appointments = {pk: [] for pk in ids}
-    for appointment in (
-        Appointment.objects.active()
-        .filter(therapist_id__in=ids)
-        .within(start, end)
-        .select_related("service")
-        .order_by("starts_at")
-    ):
-        appointments[appointment.therapist_id].append(appointment)
-    closures = list(Closure.objects.covering(first_day, last_day).order_by("starts_on"))
-
-    free = {}
-    for therapist in therapists:
-        busy = [(a.starts_at, a.blocked_until) for a in appointments[therapist.pk]]
-        busy += [(t.starts_at, t.ends_at) for t in time_off[therapist.pk]]
-        free[therapist.pk] = slots.free_periods(
-            schedule=slots.TherapistSchedule(therapist.pk, weekly.get(therapist.pk, {}), busy),
-            closures=[(c.starts_on, c.ends_on) for c in closures],
+    inputs = load_inputs(therapists=therapists, first_day=first_day, last_day=last_day)
+    closures = inputs.closures
+    free = {
+        therapist.pk: slots.free_periods(
+            hours=inputs.hours(therapist.pk),
+            closures=inputs.closure_days(),
             first_day=first_day,
             last_day=last_day,
             tz=tz,
         )
+        for therapist in therapists
+    }
 
     days = []
     day = first_day
@@ -159,11 +134,11 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
         for therapist in therapists:
             entries = [
                 _clipped("appointment", a.starts_at, a.ends_at, day, tz, appointment=a)
-                for a in appointments[therapist.pk]
+                for a in inputs.appointments[therapist.pk]
             ]
             entries += [
                 _clipped("time_off", t.starts_at, t.ends_at, day, tz, reason=t.reason)
-                for t in time_off[therapist.pk]
+                for t in inputs.time_off[therapist.pk]
             ]
             entries += [
                 _clipped("free", free_start, free_end, day, tz)
@@ -173,7 +148,7 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
                 TherapistDay(
                     therapist=therapist,
                     day=day,
-                    works=bool(weekly.get(therapist.pk, {}).get(day.weekday())),
+                    works=bool(inputs.weekly.get(therapist.pk, {}).get(day.weekday())),
                     entries=sorted(
                         (e for e in entries if e is not None), key=lambda e: (e.start, e.end)
                     ),

@@ -1,7 +1,7 @@
 """The availability engine: which start times are free. Pure: data in, times out.
 
 No ORM here and no clock: the caller loads working hours, time off, closures and existing
-appointments (booking.services.load_schedule does it in a fixed number of queries) and
+appointments (booking.availability.load_inputs does it in a fixed number of queries) and
 passes `now`. Times are worked out as real instants (seconds since the epoch), so a day on
 which the clocks change has as many real hours as it really has; working hours are wall-
 clock times in the clinic's zone, converted once per interval.
@@ -22,7 +22,7 @@ class Rules:
 
 
 @dataclass
-class TherapistSchedule:
+class TherapistHours:
     """One therapist's week and the times they are not free.
 
     `weekly` maps a weekday (Monday 0) to [(opens, closes), ...] wall-clock times;
@@ -47,11 +47,24 @@ def _local_epoch(day, wall, tz):
     return int(instant.timestamp())
 
 
-def _day_bounds(day, tz):
+def day_bounds(day, tz):
     """The instants [start, end) of one local calendar day (23 or 25 hours at a change)."""
-    start = datetime.combine(day, time(0), tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-    return _epoch(start), _epoch(end)
+    return (
+        datetime.combine(day, time(0), tzinfo=tz),
+        datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz),
+    )
+
+
+def _closed(closures, first_day, last_day, tz):
+    """The clinic's closures ((first day, last day) pairs) that meet the range, as instants."""
+    closed = []
+    for closure_first, closure_last in closures:
+        if closure_last < first_day or closure_first > last_day:
+            continue
+        closed.append(
+            (_epoch(day_bounds(closure_first, tz)[0]), _epoch(day_bounds(closure_last, tz)[1]))
+        )
+    return closed
 
 
 def _merged(intervals):
@@ -70,7 +83,7 @@ def last_bookable_day(*, rules, now, tz):
     return now.astimezone(tz).date() + timedelta(days=rules.max_days_ahead)
 
 
-def free_starts(*, schedules, closures, duration, buffer, rules, first_day, last_day, tz, now):
+def free_starts(*, therapists, closures, duration, buffer, rules, first_day, last_day, tz, now):
     """{therapist id: [free start instants, ascending]} between two local days (included).
 
     A start is free when the appointment fits inside one of the therapist's working
@@ -93,11 +106,7 @@ def free_starts(*, schedules, closures, duration, buffer, rules, first_day, last
         days.append(day)
         day += timedelta(days=1)
 
-    closed = []
-    for closure_first, closure_last in closures:
-        if closure_last < first_day or closure_first > last_day:
-            continue
-        closed.append((_day_bounds(closure_first, tz)[0], _day_bounds(closure_last, tz)[1]))
+    closed = _closed(closures, first_day, last_day, tz)
 
     # Working intervals as instants, once per (weekday pattern, day), shared by therapists.
     interval_cache = {}
@@ -115,9 +124,9 @@ def free_starts(*, schedules, closures, duration, buffer, rules, first_day, last
         return interval_cache[key]
 
     free = {}
-    for schedule in schedules:
-        busy = _merged([(_epoch(start), _epoch(end)) for start, end in schedule.busy] + closed)
-        patterns = {day: tuple(spans) for day, spans in schedule.weekly.items()}
+    for hours in therapists:
+        busy = _merged([(_epoch(start), _epoch(end)) for start, end in hours.busy] + closed)
+        patterns = {day: tuple(spans) for day, spans in hours.weekly.items()}
         starts = []
         index, count = 0, len(busy)
         for day in days:
@@ -136,7 +145,7 @@ def free_starts(*, schedules, closures, duration, buffer, rules, first_day, last
                     if index < count and busy[index][0] < end:
                         continue
                     starts.append(start)
-        free[schedule.therapist_id] = [datetime.fromtimestamp(s, UTC) for s in starts]
+        free[hours.therapist_id] = [datetime.fromtimestamp(s, UTC) for s in starts]
     return free
 
 
@@ -169,27 +178,23 @@ def is_valid_day(day, *, rules, now, tz):
     return today <= day <= last_bookable_day(rules=rules, now=now, tz=tz)
 
 
-def free_periods(*, schedule, closures, first_day, last_day, tz):
+def free_periods(*, hours, closures, first_day, last_day, tz):
     """{local day: [(start, end), ...]} when one therapist is working but not busy.
 
-    The free time the staff schedule shows: `schedule.weekly`'s working intervals on each
-    day from `first_day` to `last_day` (both included), minus `schedule.busy` (appointments
+    The free time the staff schedule shows: `hours.weekly`'s working intervals on each
+    day from `first_day` to `last_day` (both included), minus `hours.busy` (appointments
     with their buffer, time off) and the clinic's `closures` ((first day, last day) pairs).
     Worked out in real instants like free_starts, so a day the clocks change keeps its
     wall-clock hours. Every day in the range is a key; instants are aware datetimes in UTC.
     """
-    busy = [(_epoch(start), _epoch(end)) for start, end in schedule.busy]
-    for closure_first, closure_last in closures:
-        if closure_last < first_day or closure_first > last_day:
-            continue
-        busy.append((_day_bounds(closure_first, tz)[0], _day_bounds(closure_last, tz)[1]))
-    busy = _merged(busy)
+    busy = [(_epoch(start), _epoch(end)) for start, end in hours.busy]
+    busy = _merged(busy + _closed(closures, first_day, last_day, tz))
 
     periods = {}
     day = first_day
     while day <= last_day:
         found = []
-        for opens, closes in schedule.weekly.get(day.weekday(), ()):
+        for opens, closes in hours.weekly.get(day.weekday(), ()):
             start, end = _local_epoch(day, opens, tz), _local_epoch(day, closes, tz)
             if start is None or end is None:
                 continue  # a wall time the clocks skip: left out, as free_starts does

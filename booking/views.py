@@ -28,7 +28,7 @@ from django_ratelimit.decorators import ratelimit
 from articles.models import Article
 from clinic.models import Closure
 
-from . import services, slots
+from . import availability, links, services, slots
 from .calendar import appointment_ics
 from .forms import CancelForm, DetailsForm
 from .models import Appointment, BookingRules, Service, Therapist, WorkingHours
@@ -247,7 +247,7 @@ def _month(request, *, service, therapists, day_url, first_url, carry_params, ig
     """The month view's context (free days link to day_url(day), the soonest free time to
     first_url(start)), or a 400 response."""
     rules = BookingRules.current()
-    tz = services.clinic_zone()
+    tz = timezone.get_default_timezone()
     now = timezone.now()
     today = timezone.localdate(now)
     last_day = slots.last_bookable_day(rules=rules.for_engine(), now=now, tz=tz)
@@ -262,7 +262,7 @@ def _month(request, *, service, therapists, day_url, first_url, carry_params, ig
         )
     while True:
         month_end = date(month.year, month.month, calendar.monthrange(month.year, month.month)[1])
-        free = services.free_starts(
+        free = availability.free_starts(
             service=service,
             therapists=therapists,
             first_day=max(month, today),
@@ -354,7 +354,7 @@ def choose_day(request, service, therapist):
 
 def _day_problem(day, rules, now):
     engine_rules = rules.for_engine()
-    tz = services.clinic_zone()
+    tz = timezone.get_default_timezone()
     if not slots.is_valid_day(day, rules=engine_rules, now=now, tz=tz):
         last = slots.last_bookable_day(rules=engine_rules, now=now, tz=tz)
         return _("Online booking is open from today up to %(day)s. Pick a day in that time.") % {
@@ -364,7 +364,7 @@ def _day_problem(day, rules, now):
 
 
 def _times(service, therapists, day, now, rules, time_url, ignoring=None):
-    free = services.free_starts(
+    free = availability.free_starts(
         service=service,
         therapists=therapists,
         first_day=day,
@@ -419,7 +419,7 @@ def choose_time(request, service, therapist, day):
 def _nearby(service, therapists, start, now, rules, exclude=None, ignoring=None):
     """Free starts near `start` (the same day and the next few), closest first."""
     day = timezone.localtime(start).date()
-    free = services.free_starts(
+    free = availability.free_starts(
         service=service,
         therapists=therapists,
         first_day=day,
@@ -460,7 +460,7 @@ def details(request, service, therapist, day, at):
     carry = _carry(article)
     rules = BookingRules.current()
     now = timezone.now()
-    tz = services.clinic_zone()
+    tz = timezone.get_default_timezone()
     therapist_slug = therapist.slug if therapist else ANY
     times_url = reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
     problem = _day_problem(day, rules, now)
@@ -590,7 +590,7 @@ def confirmation(request, token):
                 "appointment": appointment,
                 "rules": rules,
                 "can_change": services.can_change_online(appointment, rules=rules),
-                "manage_url": reverse("booking:manage", args=[services.manage_token(appointment)]),
+                "manage_url": reverse("booking:manage", args=[links.manage_token(appointment)]),
                 "zone_name": _zone_name(appointment.starts_at),
             },
         )
@@ -616,7 +616,7 @@ def calendar_file(request, token):
 # --- managing a booking from the signed link ------------------------------------------------
 def _managed(token):
     """The appointment a manage token names; a wrong, tampered or stale one is a plain 404."""
-    appointment = services.appointment_for_token(token)
+    appointment = links.appointment_for_token(token)
     if appointment is None:
         raise Http404
     return appointment
@@ -765,7 +765,7 @@ def reschedule_confirm(request, token, day, at):
                 back_label=_("Back to the calendar"),
             )
         )
-    start = datetime.combine(day, at, tzinfo=services.clinic_zone()).astimezone(UTC)
+    start = datetime.combine(day, at, tzinfo=timezone.get_default_timezone()).astimezone(UTC)
     if request.method == "POST":
         try:
             services.reschedule_appointment(appointment=appointment, start=start)

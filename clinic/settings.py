@@ -343,7 +343,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Patient data kept short (the Retention settings below); a missed run catches up.
     "apply-retention": {
-        "task": "booking.tasks.apply_retention",
+        "task": "clinic.tasks.apply_retention",
         "schedule": 6 * 60 * 60.0,
     },
 }
@@ -516,7 +516,7 @@ CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # --- Retention ------------------------------------------------------------------
-# Patient data is kept short (booking.services.apply_retention, on the beat): the health
+# Patient data is kept short (clinic.personal_data.apply_retention, on the beat): the health
 # answers go this many days after the visit, the whole patient this many months after it.
 INTAKE_RETENTION_DAYS = _read("INTAKE_RETENTION_DAYS", env.int, default=30)
 if INTAKE_RETENTION_DAYS < 0:

@@ -1,8 +1,10 @@
-"""Celery entry points for the outbox: each takes ids and calls clinic.mail."""
+"""Celery entry points for the site: the outbox (each takes ids and calls clinic.mail) and
+the retention of personal data."""
 
 from celery import shared_task
+from django.db import OperationalError
 
-from . import mail
+from . import mail, personal_data
 
 
 @shared_task(name="clinic.tasks.send_email", acks_late=True)
@@ -15,3 +17,16 @@ def send_email_task(email_id):
 def republish_due_emails_task():
     """Beat: republish the emails whose task was lost (broker down, worker died) or failed."""
     return mail.republish_due_emails()
+
+
+@shared_task(
+    name="clinic.tasks.apply_retention",
+    autoretry_for=(OperationalError,),  # the database away for a moment
+    retry_backoff=60,
+    retry_backoff_max=600,
+    max_retries=3,
+)
+def apply_retention_task():
+    """Beat: each app drops the personal data kept longer than the settings allow (old
+    intake answers, old appointments, old emails); returns the counts."""
+    return personal_data.apply_retention()

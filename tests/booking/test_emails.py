@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from django.utils import dateformat, translation
 
-from booking import services
+from booking import reminders, services
 from clinic.mail import _message
 from clinic.models import OutgoingEmail
 
@@ -31,7 +31,7 @@ def every_patient_email(service, therapist, patient, at, language="en"):
     appointment = services.book_appointment(
         service=service, therapist=therapist, start=at(10), patient=patient, language=language
     )
-    assert services.send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
+    assert reminders.send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
     services.reschedule_appointment(appointment=appointment, start=at(14), now=at(9, days=-3))
     services.cancel_appointment(appointment=appointment, now=at(9, days=-3))
     rows = patient_emails(patient)

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import dateformat, timezone, translation
 from icalendar import Calendar
 
-from booking import services
+from booking import reminders, services
 from booking.models import Appointment
 from clinic.models import OutgoingEmail
 
@@ -104,7 +104,7 @@ def test_a_booking_made_in_english_stays_in_english(client, therapist, at):
 def test_the_reminder_from_beat_is_in_the_patients_language(client, therapist, at):
     appointment = book_through_the_site(client, therapist, at(10), "es")
     with translation.override("en"):  # beat and its workers run in English
-        assert services.send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
+        assert reminders.send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
     reminder = to_patient(idempotency_key__startswith="booking:reminder:").get()
     assert spanish_date(at(10), "D") in reminder.subject
     assert spanish_date(at(10), "F") in reminder.body_text

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from icalendar import Calendar
 
-from booking import services
+from booking import links, services
 from booking.models import Appointment
 from clinic.models import OutgoingEmail
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def token(appointment):
-    return services.manage_token(appointment)
+    return links.manage_token(appointment)
 
 
 def manage(token, *rest):
@@ -45,7 +45,7 @@ def test_the_confirmation_email_carries_a_working_manage_link(client, appointmen
     [
         lambda token: token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
         lambda token: "x" + token,
-        lambda token: signing.dumps("not-a-real-token", salt=services.MANAGE_SALT),
+        lambda token: signing.dumps("not-a-real-token", salt=links.MANAGE_SALT),
         lambda token: signing.dumps(token.split(":")[0], salt="another.salt"),
         lambda token: "a" * 500,
     ],

@@ -8,8 +8,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from booking import services
+from booking import links, services
 from booking.models import Appointment
+from booking.reminders import remind_appointment, send_due_reminders
 from booking.tasks import send_due_reminders_task
 from clinic.mail import queue_email
 from clinic.models import OutgoingEmail
@@ -56,13 +57,13 @@ class TestWhoIsDue:
     def test_a_due_appointment_gets_one_reminder_with_the_visit_and_its_manage_link(
         self, appointment
     ):
-        assert services.send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
+        assert send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
         (email,) = reminders()
         assert email.to == ["pat@example.com"]
         assert email.subject.startswith("Reminder")
         assert email.category == OutgoingEmail.Category.TRANSACTIONAL
         assert email.idempotency_key == key(appointment)
-        manage = services.manage_url(appointment)
+        manage = links.manage_url(appointment)
         assert manage in email.body_text
         assert f'href="{manage}"' in email.body_html
         for part in (email.body_text, email.body_html):
@@ -74,9 +75,9 @@ class TestWhoIsDue:
 
     def test_running_it_twice_sends_one(self, appointment):
         now = appointment.starts_at - timedelta(hours=23)
-        assert services.send_due_reminders(now=now) == 1
-        assert services.send_due_reminders(now=now) == 0
-        assert services.send_due_reminders(now=now + timedelta(hours=1)) == 0
+        assert send_due_reminders(now=now) == 1
+        assert send_due_reminders(now=now) == 0
+        assert send_due_reminders(now=now + timedelta(hours=1)) == 0
         assert reminders().count() == 1
 
     def test_an_appointment_booked_less_than_24_hours_ahead_gets_none(
@@ -91,25 +92,25 @@ class TestWhoIsDue:
             now=start - timedelta(hours=20),
         )
         for hours_before in (19, 5, 1):
-            assert services.send_due_reminders(now=start - timedelta(hours=hours_before)) == 0
+            assert send_due_reminders(now=start - timedelta(hours=hours_before)) == 0
         assert reminders().count() == 0
 
     def test_a_cancelled_appointment_gets_none(self, appointment):
         services.cancel_appointment(appointment=appointment, by_staff=True)
-        assert services.send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 0
+        assert send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 0
         assert reminders().count() == 0
 
     def test_a_far_away_appointment_waits_until_24_hours_before_its_start(self, appointment):
         start = appointment.starts_at
-        assert services.send_due_reminders() == 0  # today: a week ahead
-        assert services.send_due_reminders(now=start - DAY - timedelta(minutes=1)) == 0
+        assert send_due_reminders() == 0  # today: a week ahead
+        assert send_due_reminders(now=start - DAY - timedelta(minutes=1)) == 0
         assert reminders().count() == 0
-        assert services.send_due_reminders(now=start - DAY) == 1  # the edge is included
+        assert send_due_reminders(now=start - DAY) == 1  # the edge is included
         assert reminders().count() == 1
 
     def test_one_that_has_started_gets_none(self, appointment):
-        assert services.send_due_reminders(now=appointment.starts_at) == 0
-        assert services.send_due_reminders(now=appointment.starts_at + timedelta(minutes=5)) == 0
+        assert send_due_reminders(now=appointment.starts_at) == 0
+        assert send_due_reminders(now=appointment.starts_at + timedelta(minutes=5)) == 0
         assert reminders().count() == 0
 
     def test_a_rescheduled_appointment_is_reminded_again_for_its_new_time(
@@ -118,14 +119,14 @@ class TestWhoIsDue:
         booking_rules.cancel_cutoff_hours = 2
         booking_rules.save()
         first_now = appointment.starts_at - timedelta(hours=23)
-        assert services.send_due_reminders(now=first_now) == 1
+        assert send_due_reminders(now=first_now) == 1
 
         moved = services.reschedule_appointment(
             appointment=appointment, start=at(10, days=2), now=first_now
         )
         assert moved.reminded_for is None
-        assert services.send_due_reminders(now=first_now) == 0  # the new time is days away
-        assert services.send_due_reminders(now=moved.starts_at - timedelta(hours=23)) == 1
+        assert send_due_reminders(now=first_now) == 0  # the new time is days away
+        assert send_due_reminders(now=moved.starts_at - timedelta(hours=23)) == 1
         keys = sorted(reminders().values_list("idempotency_key", flat=True))
         assert keys == sorted(key(appointment, start) for start in (at(10), moved.starts_at))
         assert "Wednesday" in reminders().get(idempotency_key=keys[-1]).body_text
@@ -138,14 +139,14 @@ class TestWhoIsDue:
         now = at(11, days=-1)  # Sunday 11:00; the new time is Monday 09:00, 22 hours on
         moved = services.reschedule_appointment(appointment=appointment, start=at(9), now=now)
         for later in (now, moved.starts_at - timedelta(hours=12)):
-            assert services.send_due_reminders(now=later) == 0
+            assert send_due_reminders(now=later) == 0
         assert reminders().count() == 0
 
     def test_an_unknown_id_is_false_not_an_error(self, appointment):
         now = appointment.starts_at - timedelta(hours=23)
-        assert services.remind_appointment(appointment_id=appointment.pk + 1000, now=now) is False
-        assert services.remind_appointment(appointment_id=appointment.pk, now=now) is True
-        assert services.remind_appointment(appointment_id=appointment.pk, now=now) is False
+        assert remind_appointment(appointment_id=appointment.pk + 1000, now=now) is False
+        assert remind_appointment(appointment_id=appointment.pk, now=now) is True
+        assert remind_appointment(appointment_id=appointment.pk, now=now) is False
         assert reminders().count() == 1
 
     def test_the_reminder_says_nothing_of_the_intake_answers(self, service, therapist, at, patient):
@@ -155,7 +156,7 @@ class TestWhoIsDue:
             service=service, therapist=therapist, start=at(10), patient=with_answers
         )
         assert appointment.needs_clearance
-        assert services.send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
+        assert send_due_reminders(now=appointment.starts_at - timedelta(hours=23)) == 1
         (email,) = reminders()
         words = ["intake", "pregnan", "blood thinner", "clot", "surgery", "immobil", "swelling"]
         words += [
@@ -169,7 +170,7 @@ class TestWhoIsDue:
         self, appointment, clinic
     ):
         # The fixture's cut-off is 24 hours, so at 23 hours the patient can no longer move it.
-        services.send_due_reminders(now=appointment.starts_at - timedelta(hours=23))
+        send_due_reminders(now=appointment.starts_at - timedelta(hours=23))
         email = reminders().get()
         assert "To see your appointment:" in email.body_text
         assert f"to change it, call us on {clinic.phone}" in email.body_text
@@ -184,7 +185,7 @@ class TestWhoIsDue:
                 make_therapist(), service, starts_at=at(hour), scheduled_at=now - 7 * DAY
             )
         with CaptureQueriesContext(connection) as queries:
-            assert services.send_due_reminders(now=now) == 4
+            assert send_due_reminders(now=now) == 4
         reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
         assert len([sql for sql in reads if 'FROM "booking_appointment"' in sql]) == 1
         assert [sql for sql in reads if 'FROM "booking_service"' in sql] == []
@@ -196,7 +197,7 @@ def test_racing_runs_send_one_reminder(booking_rules, clinic, service, therapist
     now = at(10) - timedelta(hours=23)
     make_appointment(therapist, service, starts_at=at(10), scheduled_at=now - 7 * DAY)
 
-    results = race(lambda _: services.send_due_reminders(now=now), count=8)
+    results = race(lambda _: send_due_reminders(now=now), count=8)
     assert [r for r in results if isinstance(r, Exception)] == []
     assert sorted(results) == [0] * 7 + [1]
     assert reminders().count() == 1
@@ -209,9 +210,7 @@ def test_racing_calls_for_one_appointment_send_one_reminder(
     now = at(10) - timedelta(hours=23)
     appointment = make_appointment(therapist, service, starts_at=at(10), scheduled_at=now - 7 * DAY)
 
-    results = race(
-        lambda _: services.remind_appointment(appointment_id=appointment.pk, now=now), count=8
-    )
+    results = race(lambda _: remind_appointment(appointment_id=appointment.pk, now=now), count=8)
     assert [r for r in results if isinstance(r, Exception)] == []
     assert results.count(True) == 1
     assert reminders().count() == 1

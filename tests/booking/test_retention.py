@@ -11,9 +11,10 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
-from booking import services
+from booking import personal_data, services
 from booking.models import Appointment
 from booking.services import Patient, book_appointment
+from clinic import personal_data as site_data
 from clinic.models import OutgoingEmail
 from newsletter.models import Subscriber
 from tests.clinic.test_settings import start
@@ -58,10 +59,10 @@ def intake_of(appointment):
 # --- intake answers -----------------------------------------------------------------------
 def test_intake_answers_are_deleted_thirty_days_after_the_visit_and_not_before(book):
     visit = book(10, intake=YES, notes="Left calf sore")
-    assert services.clear_old_intake(now=later(visit, days=29)) == 0
+    assert personal_data.clear_old_intake(now=later(visit, days=29)) == 0
     assert intake_of(visit) == [True] * 4
 
-    assert services.clear_old_intake(now=later(visit, days=30)) == 1
+    assert personal_data.clear_old_intake(now=later(visit, days=30)) == 1
     assert intake_of(visit) == [None] * 4
     assert not visit.needs_clearance
     assert visit.patient_name == "Pat Example"  # only the health answers go at this point
@@ -71,7 +72,7 @@ def test_intake_answers_are_deleted_thirty_days_after_the_visit_and_not_before(b
 def test_intake_retention_follows_the_setting(book, settings):
     settings.INTAKE_RETENTION_DAYS = 7
     visit = book(10, intake=YES)
-    services.clear_old_intake(now=later(visit, days=7))
+    personal_data.clear_old_intake(now=later(visit, days=7))
     assert intake_of(visit) == [None] * 4
 
 
@@ -79,9 +80,9 @@ def test_a_cancelled_visit_loses_its_intake_that_long_after_the_cancellation(boo
     visit = book(10, days=28, intake=YES)  # far ahead: its date will not pass meanwhile
     services.cancel_appointment(appointment=visit, reason="Moving away", by_staff=True)
     visit.refresh_from_db()
-    services.clear_old_intake(now=visit.cancelled_at + timedelta(days=29))
+    personal_data.clear_old_intake(now=visit.cancelled_at + timedelta(days=29))
     assert intake_of(visit) == [True] * 4
-    services.clear_old_intake(now=visit.cancelled_at + timedelta(days=30))
+    personal_data.clear_old_intake(now=visit.cancelled_at + timedelta(days=30))
     assert intake_of(visit) == [None] * 4
 
 
@@ -99,10 +100,10 @@ def test_appointments_older_than_the_retention_months_are_anonymised(book, staff
         change_message="Cancelled: Pat's knee surgery",
     )
     # Two years after the first visit, less one day for the second.
-    now = services.months_before(old.starts_at, -24) + timedelta(minutes=1)
-    assert now < services.months_before(recent.starts_at, -24)
+    now = site_data.months_before(old.starts_at, -24) + timedelta(minutes=1)
+    assert now < site_data.months_before(recent.starts_at, -24)
 
-    result = services.apply_retention(now=now)
+    result = site_data.apply_retention(now=now)
 
     assert result["anonymised"] == 1
     old.refresh_from_db()
@@ -112,7 +113,7 @@ def test_appointments_older_than_the_retention_months_are_anonymised(book, staff
         "",
         "",
     )
-    assert str(old.patient_phone) == services.ANONYMOUS_PHONE
+    assert str(old.patient_phone) == personal_data.ANONYMOUS_PHONE
     assert intake_of(old) == [None] * 4
     # What the clinic keeps: when, what, with whom, how it ended. And it is still a valid row.
     assert old.status == Appointment.Status.CANCELLED
@@ -122,13 +123,13 @@ def test_appointments_older_than_the_retention_months_are_anonymised(book, staff
     recent.refresh_from_db()
     assert recent.patient_name == "Sam Recent"
 
-    assert services.apply_retention(now=now)["anonymised"] == 0  # safe to run twice
+    assert site_data.apply_retention(now=now)["anonymised"] == 0  # safe to run twice
 
 
 def test_appointment_retention_follows_the_setting(book, settings):
     settings.APPOINTMENT_RETENTION_MONTHS = 3
     visit = book(10)
-    services.apply_retention(now=services.months_before(visit.starts_at, -3))
+    site_data.apply_retention(now=site_data.months_before(visit.starts_at, -3))
     visit.refresh_from_db()
     assert visit.patient_name == "Anonymised"
 
@@ -143,7 +144,7 @@ def test_booking_emails_sent_that_long_ago_leave_the_outbox_but_unsent_ones_stay
     )
     OutgoingEmail.objects.filter(pk=waiting.pk).update(state=OutgoingEmail.State.PENDING)
 
-    result = services.apply_retention(now=services.months_before(visit.starts_at, -25))
+    result = site_data.apply_retention(now=site_data.months_before(visit.starts_at, -25))
 
     assert result["emails_deleted"] == 1
     assert list(OutgoingEmail.objects.values_list("pk", flat=True)) == [waiting.pk]
@@ -151,25 +152,25 @@ def test_booking_emails_sent_that_long_ago_leave_the_outbox_but_unsent_ones_stay
 
 def test_months_before_keeps_the_day_or_takes_the_months_last():
     moment = timezone.now().replace(year=2026, month=3, day=31)
-    assert services.months_before(moment, 1).date().isoformat() == "2026-02-28"
-    assert services.months_before(moment, 24).date().isoformat() == "2024-03-31"
-    assert services.months_before(moment, 25).date().isoformat() == "2024-02-29"
+    assert site_data.months_before(moment, 1).date().isoformat() == "2026-02-28"
+    assert site_data.months_before(moment, 24).date().isoformat() == "2024-03-31"
+    assert site_data.months_before(moment, 25).date().isoformat() == "2024-02-29"
 
 
 def test_the_retention_log_line_names_no_patient(book, caplog):
     visit = book(10, intake=YES)
     with caplog.at_level(logging.INFO):
-        services.apply_retention(now=services.months_before(visit.starts_at, -30))
+        site_data.apply_retention(now=site_data.months_before(visit.starts_at, -30))
     assert "Retention:" in caplog.text
     assert "pat@example.com" not in caplog.text and "Pat" not in caplog.text
 
 
 def test_the_beat_runs_the_retention_task(settings):
-    from booking.tasks import apply_retention_task
     from clinic.celery import app
+    from clinic.tasks import apply_retention_task
 
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if "retention" in e["task"]]
-    assert [e["task"] for e in entries] == ["booking.tasks.apply_retention"]
+    assert [e["task"] for e in entries] == ["clinic.tasks.apply_retention"]
     assert apply_retention_task.name in app.tasks
     assert apply_retention_task.apply().get() == {
         "intake_cleared": 0,
@@ -213,7 +214,7 @@ def test_export_holds_every_appointment_and_the_newsletter_record_of_that_patien
     book(14, email="PAT@Example.com")  # the same person, typed differently
     book(10, days=1, email="sam@example.com", name="Sam Other")
 
-    data = json.loads(json.dumps(services.export_patient_data(email="Pat@example.com ")))
+    data = json.loads(json.dumps(site_data.export(email="Pat@example.com ")))
 
     assert [a["email"] for a in data["appointments"]] == ["pat@example.com", "PAT@Example.com"]
     first = data["appointments"][0]
@@ -235,10 +236,10 @@ def test_erasing_a_patient_anonymises_their_visits_and_removes_subscription_and_
     to_sam = OutgoingEmail.objects.filter(to__icontains="sam@example.com").count()
     assert to_sam
 
-    anonymised, unsubscribed, deleted = services.erase_patient(email="PAT@example.com")
+    erased = site_data.erase(email="PAT@example.com")
 
-    assert (anonymised, unsubscribed) == (1, 1)
-    assert deleted == 2  # Pat's confirmation and cancellation notice
+    assert (erased["appointments"], erased["newsletter"]) == (1, 1)
+    assert erased["emails"] == 2  # Pat's confirmation and cancellation notice
     first.refresh_from_db()
     assert (first.patient_name, first.notes, first.cancellation_reason) == ("Anonymised", "", "")
     assert intake_of(first) == [None] * 4
@@ -251,13 +252,13 @@ def test_erasing_a_patient_anonymises_their_visits_and_removes_subscription_and_
     other.refresh_from_db()
     assert other.patient_name == "Sam Other"
     assert OutgoingEmail.objects.filter(to__icontains="sam@example.com").count() == to_sam
-    assert services.export_patient_data(email="pat@example.com")["appointments"] == []
+    assert site_data.export(email="pat@example.com")["appointments"] == []
 
 
 def test_a_patient_with_a_visit_ahead_is_not_erased(book, subscriber):
     visit = book(10)
-    with pytest.raises(services.PatientHasUpcomingVisits):
-        services.erase_patient(email="pat@example.com")
+    with pytest.raises(site_data.ErasureRefused):
+        site_data.erase(email="pat@example.com")
     visit.refresh_from_db()
     assert visit.patient_name == "Pat Example"
     assert Subscriber.objects.filter(pk=subscriber.pk).exists()

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking.slots import TherapistSchedule, free_periods
+from booking.slots import TherapistHours, free_periods
 
 TZ = ZoneInfo("America/Los_Angeles")
 WITH_LUNCH = {day: [(time(9), time(12)), (time(13), time(17))] for day in range(7)}
@@ -20,7 +20,7 @@ def local(day, hour, minute=0):
 
 def periods(*, weekly=None, busy=(), closures=(), first_day=MONDAY, last_day=MONDAY):
     found = free_periods(
-        schedule=TherapistSchedule(1, WITH_LUNCH if weekly is None else weekly, list(busy)),
+        hours=TherapistHours(1, WITH_LUNCH if weekly is None else weekly, list(busy)),
         closures=list(closures),
         first_day=first_day,
         last_day=last_day,
@@ -84,9 +84,7 @@ def test_a_day_without_working_hours_is_listed_with_no_free_time():
 def test_on_the_spring_forward_day_wall_clock_hours_hold_and_the_night_is_an_hour_shorter():
     weekly = {6: [(time(1), time(4)), (time(9), time(17))]}
     found = free_periods(
-        schedule=TherapistSchedule(
-            1, weekly, [(local(SPRING_FORWARD, 10), local(SPRING_FORWARD, 11))]
-        ),
+        hours=TherapistHours(1, weekly, [(local(SPRING_FORWARD, 10), local(SPRING_FORWARD, 11))]),
         closures=[],
         first_day=SPRING_FORWARD,
         last_day=SPRING_FORWARD,
@@ -103,7 +101,7 @@ def test_on_the_spring_forward_day_wall_clock_hours_hold_and_the_night_is_an_hou
 def test_on_the_fall_back_day_the_night_is_an_hour_longer():
     weekly = {6: [(time(0), time(3))]}
     found = free_periods(
-        schedule=TherapistSchedule(1, weekly, []),
+        hours=TherapistHours(1, weekly, []),
         closures=[],
         first_day=FALL_BACK,
         last_day=FALL_BACK,

@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from booking import services
+from booking import availability, links, services
 from booking.models import Appointment, TimeOff
 from clinic.models import Closure, OutgoingEmail
 
@@ -42,7 +42,7 @@ def test_the_confirmation_carries_the_visit_and_an_ics_and_the_clinic_gets_a_not
     rows = {row.to[0]: row for row in OutgoingEmail.objects.all()}
     confirmation = rows["pat@example.com"]
     assert "Booked" in confirmation.subject
-    assert services.manage_url(appointment) in confirmation.body_text
+    assert links.manage_url(appointment) in confirmation.body_text
     (attachment,) = confirmation.attachments
     event = Calendar.from_ical(attachment["content"]).walk("VEVENT")[0]
     assert event.decoded("dtstart") == at(10)
@@ -167,7 +167,7 @@ def test_loading_a_month_costs_the_same_few_queries_however_many_therapists(
 ):
     def count(therapists):
         with CaptureQueriesContext(connection) as queries:
-            services.free_starts(
+            availability.free_starts(
                 service=service,
                 therapists=therapists,
                 first_day=next_monday,

@@ -7,7 +7,7 @@ import pytest
 
 from booking.slots import (
     Rules,
-    TherapistSchedule,
+    TherapistHours,
     free_starts,
     group_by_day,
     is_valid_day,
@@ -41,7 +41,7 @@ def starts(
 ):
     """Free starts of one therapist, as local wall-clock datetimes."""
     free = free_starts(
-        schedules=[TherapistSchedule(1, WEEKDAYS_9_TO_5 if weekly is None else weekly, list(busy))],
+        therapists=[TherapistHours(1, WEEKDAYS_9_TO_5 if weekly is None else weekly, list(busy))],
         closures=list(closures),
         duration=duration,
         buffer=buffer,
@@ -101,7 +101,7 @@ def test_time_off_blocks_those_hours_only():
 
 def test_a_clinic_closure_blocks_the_whole_day_for_everyone():
     free = free_starts(
-        schedules=[TherapistSchedule(1, WEEKDAYS_9_TO_5), TherapistSchedule(2, WEEKDAYS_9_TO_5)],
+        therapists=[TherapistHours(1, WEEKDAYS_9_TO_5), TherapistHours(2, WEEKDAYS_9_TO_5)],
         closures=[(MONDAY, MONDAY)],
         duration=HOUR,
         buffer=timedelta(0),
@@ -188,9 +188,9 @@ def test_november_clock_change_keeps_wall_clock_hours_and_real_offsets():
 def test_no_preference_merges_every_therapists_times():
     monday_only = {0: [(time(9), time(11))]}
     free = free_starts(
-        schedules=[
-            TherapistSchedule(1, monday_only, [(local(MONDAY, 9), local(MONDAY, 10))]),
-            TherapistSchedule(2, monday_only, [(local(MONDAY, 10), local(MONDAY, 11))]),
+        therapists=[
+            TherapistHours(1, monday_only, [(local(MONDAY, 9), local(MONDAY, 10))]),
+            TherapistHours(2, monday_only, [(local(MONDAY, 10), local(MONDAY, 11))]),
         ],
         closures=[],
         duration=HOUR,

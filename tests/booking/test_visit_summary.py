@@ -9,7 +9,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import dateformat, translation
 
-from booking import services
+from booking import links, services
 from booking.models import Service
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +69,7 @@ def test_the_confirmation_and_manage_pages_show_duration_and_price(client, thera
     )
     pages = [
         reverse("booking:confirmation", args=[appointment.public_token]),
-        reverse("booking:manage", args=[services.manage_token(appointment)]),
+        reverse("booking:manage", args=[links.manage_token(appointment)]),
     ]
     for url in pages:
         text = summary(client.get(url).content.decode())

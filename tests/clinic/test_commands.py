@@ -32,7 +32,7 @@ def test_loading_content_twice_duplicates_nothing(capsys):
 def test_a_newcomer_can_book_at_once_after_loading_content():
     from django.utils import timezone
 
-    from booking.services import free_starts
+    from booking.availability import free_starts
 
     call_command("load_content")
     service = Service.objects.get(slug="calf-low-back-trigger-point")

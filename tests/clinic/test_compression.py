@@ -37,7 +37,7 @@ def test_public_pages_are_sent_compressed(client, path):
 def test_pages_with_a_csrf_token_or_a_patients_details_are_never_compressed(
     client, appointment, still_clock
 ):
-    from booking.services import manage_token
+    from booking.links import manage_token
 
     day_page = client.get("/book/massage-60/any/").content.decode()
     day_path = re.search(r'href="(/book/massage-60/any/\d{4}-\d{2}-\d{2}/)"', day_page).group(1)

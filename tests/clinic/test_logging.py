@@ -6,8 +6,8 @@ from urllib.parse import quote
 
 import pytest
 
+from booking.links import manage_token
 from booking.models import Appointment
-from booking.services import manage_token
 from tests.booking.test_intake import ALL_YES, TELLTALES
 from tests.booking.test_views import details_url, form_data
 from tests.newsletter.test_signup import confirm_link, sign_up

@@ -130,7 +130,7 @@ def test_the_404_page_names_no_canonical_address(client, seeded):
 
 
 def test_pages_reached_by_a_private_link_name_no_canonical_address(client, appointment):
-    from booking.services import manage_token
+    from booking.links import manage_token
 
     for path in (
         reverse("booking:confirmation", args=[appointment.public_token]),

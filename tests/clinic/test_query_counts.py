@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from articles.models import Article, Reference, Topic
+from booking.links import manage_token
 from booking.models import Appointment, Service, Therapist
-from booking.services import book_appointment, manage_token
+from booking.services import book_appointment
 
 pytestmark = pytest.mark.django_db
 

@@ -254,7 +254,7 @@ def test_a_hostile_manage_token_is_a_plain_not_found(web, world, token):
 
 @pytest.fixture
 def manage_url(world):
-    from booking.services import manage_token
+    from booking.links import manage_token
 
     return f"/book/manage/{manage_token(world)}"
 

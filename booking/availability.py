@@ -1,0 +1,194 @@
+"""What is free: the engine's inputs loaded once from the database, and the one object the
+booking pages ask ("which days this month?", "which times that day?", "is this time free?").
+
+The arithmetic is booking/slots.py's (pure, no ORM); this module only reads the rows it
+needs, in a fixed number of queries whatever the number of therapists or days, and never
+from a cache: book_appointment calls it under its lock to re-check.
+"""
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.utils import timezone
+
+from clinic.models import Closure
+
+from . import slots
+from .models import Appointment, BookingRules, TimeOff, WorkingHours
+
+# How many days after a taken time "nearby" free times are looked for.
+NEARBY_DAYS = 3
+
+
+@dataclass
+class Inputs:
+    """Everything the engine needs about `therapists` between two local days.
+
+    `weekly` {therapist id: {weekday: [(opens, closes)]}}; `appointments` and `time_off`
+    {therapist id: [rows]} in time order (appointments with their service); `closures` the
+    clinic's Closure rows that meet the range.
+    """
+
+    therapists: list
+    first_day: date
+    last_day: date
+    weekly: dict
+    appointments: dict
+    time_off: dict
+    closures: list
+
+    def closure_days(self):
+        return [(closure.starts_on, closure.ends_on) for closure in self.closures]
+
+    def hours(self, therapist_id):
+        """slots.TherapistHours: the week and the busy times (appointments with their buffer,
+        time off) of one therapist."""
+        busy = [(a.starts_at, a.blocked_until) for a in self.appointments[therapist_id]]
+        busy += [(t.starts_at, t.ends_at) for t in self.time_off[therapist_id]]
+        return slots.TherapistHours(therapist_id, self.weekly.get(therapist_id, {}), busy)
+
+
+def load_inputs(*, therapists, first_day, last_day, ignoring=None):
+    """The engine's Inputs for `therapists` (already loaded) between two local days, in four
+    queries. `ignoring` (an appointment) does not count as busy: it is the one being moved."""
+    tz = timezone.get_default_timezone()
+    ids = [therapist.pk for therapist in therapists]
+    # A day's margin either side: a long appointment or time off can reach across midnight.
+    start = slots.day_bounds(first_day - timedelta(days=1), tz)[0]
+    end = slots.day_bounds(last_day + timedelta(days=1), tz)[1]
+    weekly = WorkingHours.objects.filter(therapist_id__in=ids).as_weekly()
+    time_off = {pk: [] for pk in ids}
+    for absence in TimeOff.objects.filter(therapist_id__in=ids).overlapping(start, end):
+        time_off[absence.therapist_id].append(absence)
+    appointments = {pk: [] for pk in ids}
+    rows = Appointment.objects.active().filter(therapist_id__in=ids).within(start, end)
+    if ignoring is not None:
+        rows = rows.exclude(pk=ignoring.pk)
+    for appointment in rows.select_related("service").order_by("starts_at"):
+        appointments[appointment.therapist_id].append(appointment)
+    closures = list(Closure.objects.covering(first_day, last_day).order_by("starts_on"))
+    return Inputs(
+        therapists=list(therapists),
+        first_day=first_day,
+        last_day=last_day,
+        weekly=weekly,
+        appointments=appointments,
+        time_off=time_off,
+        closures=closures,
+    )
+
+
+def free_starts(*, service, therapists, first_day, last_day, now=None, rules=None, ignoring=None):
+    """{therapist id: [free starts]} for `service` between two local days (both included)."""
+    now = now or timezone.now()
+    rules = rules or BookingRules.current()
+    inputs = load_inputs(
+        therapists=therapists, first_day=first_day, last_day=last_day, ignoring=ignoring
+    )
+    return slots.free_starts(
+        therapists=[inputs.hours(therapist.pk) for therapist in therapists],
+        closures=inputs.closure_days(),
+        duration=service.duration,
+        buffer=service.buffer,
+        rules=rules.for_engine(),
+        first_day=first_day,
+        last_day=last_day,
+        tz=timezone.get_default_timezone(),
+        now=now,
+    )
+
+
+class OutsideBookingWindow(ValueError):
+    """A day or month a patient cannot book online (past, or beyond the last bookable day)."""
+
+
+@dataclass(frozen=True)
+class Month:
+    """A month view: its weeks of days (Sunday first), which of them have free times, and
+    the months either side that can be shown."""
+
+    month: date
+    weeks: list
+    free_days: dict
+    first_free: datetime | None
+    previous_month: date | None
+    next_month: date | None
+
+
+class Availability:
+    """The free times of one `service` with some `therapists`, as a patient sees them `now`.
+
+    The one object the booking pages ask: it reads the rules once and the database once per
+    question. `ignoring` is an appointment being moved (its own time counts as free).
+    """
+
+    def __init__(self, *, service, therapists, now=None, rules=None, ignoring=None):
+        self.service = service
+        self.therapists = list(therapists)
+        self.now = now or timezone.now()
+        self.rules = rules or BookingRules.current()
+        self.ignoring = ignoring
+        self.tz = timezone.get_default_timezone()
+        engine_rules = self.rules.for_engine()
+        self.today = self.now.astimezone(self.tz).date()
+        self.last_day = slots.last_bookable_day(rules=engine_rules, now=self.now, tz=self.tz)
+
+    def starts(self, first_day, last_day):
+        """[free starts] between two local days, ascending, any of the therapists."""
+        free = free_starts(
+            service=self.service,
+            therapists=self.therapists,
+            first_day=first_day,
+            last_day=last_day,
+            now=self.now,
+            rules=self.rules,
+            ignoring=self.ignoring,
+        )
+        return list(slots.merge_therapists(free))
+
+    def check_day(self, day):
+        """Raise OutsideBookingWindow for a day that cannot be booked online."""
+        if not self.today <= day <= self.last_day:
+            raise OutsideBookingWindow(day)
+
+    def start_on(self, day, at):
+        """The instant `at` (a wall-clock time) on local `day`; the day is checked first,
+        since year 1 or 9999 has no UTC instant."""
+        self.check_day(day)
+        return datetime.combine(day, at, tzinfo=self.tz).astimezone(UTC)
+
+    def times_on(self, day):
+        """[free starts] on local `day`; OutsideBookingWindow for a day outside the window."""
+        self.check_day(day)
+        return self.starts(day, day)
+
+    def is_free(self, start):
+        day = start.astimezone(self.tz).date()
+        return start in self.times_on(day)
+
+    def nearby(self, start, *, count=6):
+        """Free starts near `start` (the same day and the next few), closest first in time
+        order; `start` itself left out."""
+        day = start.astimezone(self.tz).date()
+        found = [s for s in self.starts(day, day + timedelta(days=NEARBY_DAYS)) if s != start]
+        return slots.nearest(found, start, count)
+
+    def month(self, first):
+        """The Month view of the month beginning `first` (a date on the 1st); raises
+        OutsideBookingWindow for a month before this one or after the last bookable day."""
+        this_month = self.today.replace(day=1)
+        if first < this_month or first > self.last_day:
+            raise OutsideBookingWindow(first)
+        month_end = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+        starts = self.starts(max(first, self.today), min(month_end, self.last_day))
+        previous_month = (first - timedelta(days=1)).replace(day=1)
+        next_month = month_end + timedelta(days=1)
+        return Month(
+            month=first,
+            weeks=calendar.Calendar(firstweekday=6).monthdatescalendar(first.year, first.month),
+            free_days=slots.group_by_day(starts, self.tz),
+            first_free=starts[0] if starts else None,
+            previous_month=previous_month if previous_month >= this_month else None,
+            next_month=next_month if next_month <= self.last_day else None,
+        )

@@ -1,0 +1,88 @@
+"""What the patient and the clinic are told about a booking, written to the outbox.
+
+Every function here must run inside the transaction of the change it tells about, so the
+change and its emails commit or roll back together.
+"""
+
+from django.conf import settings
+from django.utils import translation
+
+from clinic.mail import queue_templated_email
+
+from .calendar import appointment_ics, calendar_mimetype
+from .links import links_in
+
+
+def _clinic_address():
+    from clinic.services import get_clinic_profile
+
+    profile = get_clinic_profile()
+    return (profile.email if profile else "") or settings.DEFAULT_FROM_EMAIL
+
+
+def _ics_attachment(appointment, *, sequence=0, cancelled=False):
+    """The .ics invitation (or cancellation) in the patient's language (its summary and
+    description are read by them), its part labelled with the file's method (RFC 6047)."""
+    with translation.override(appointment.language):
+        content = appointment_ics(appointment, sequence=sequence, cancelled=cancelled)
+    return {
+        "filename": "appointment.ics",
+        "content": content,
+        "mimetype": calendar_mimetype(cancelled=cancelled),
+    }
+
+
+def write_change_emails(appointment, *, cancelled, by_staff, can_change):
+    """The patient's notice (with the updated or cancelled .ics), in their language, and the
+    clinic's, in English. `can_change`: whether the patient may still move or cancel it
+    online. Must run inside the change's transaction.
+    """
+    context = {
+        "appointment": appointment,
+        "cancelled": cancelled,
+        "by_staff": by_staff,
+        "can_change": can_change,
+    }
+    key = f"booking:change:{appointment.pk}:{appointment.sequence}"
+    queue_templated_email(
+        to=appointment.patient_email,
+        template="booking/cancelled" if cancelled else "booking/moved",
+        context={**context, **links_in(appointment, appointment.language)},
+        attachments=[
+            _ics_attachment(appointment, sequence=appointment.sequence, cancelled=cancelled)
+        ],
+        idempotency_key=f"{key}:patient",
+        language=appointment.language,
+    )
+    queue_templated_email(
+        to=_clinic_address(),
+        template="booking/clinic_change",
+        context={**context, **links_in(appointment, settings.LANGUAGE_CODE)},
+        idempotency_key=f"{key}:clinic",
+        language=settings.LANGUAGE_CODE,
+    )
+
+
+def write_confirmation_emails(appointment, *, can_change):
+    """The patient's confirmation (with the .ics), in their language, and the clinic's
+    notice, in English, in the outbox.
+
+    Must run inside the booking's transaction, so both commit or roll back together.
+    """
+    queue_templated_email(
+        to=appointment.patient_email,
+        template="booking/confirmation",
+        context={
+            "appointment": appointment,
+            "can_change": can_change,
+            **links_in(appointment, appointment.language),
+        },
+        attachments=[_ics_attachment(appointment)],
+        language=appointment.language,
+    )
+    queue_templated_email(
+        to=_clinic_address(),
+        template="booking/clinic_notice",
+        context={"appointment": appointment, **links_in(appointment, settings.LANGUAGE_CODE)},
+        language=settings.LANGUAGE_CODE,
+    )

@@ -1,0 +1,62 @@
+"""The patient's private links: the confirmation page and the signed manage link."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from .models import Appointment
+
+
+def confirmation_url(appointment):
+    return settings.SITE_URL + reverse(
+        "booking:confirmation", kwargs={"token": appointment.public_token}
+    )
+
+
+MANAGE_SALT = "booking.manage"
+# A link stops working this long after its appointment ended: old emails stop showing it.
+MANAGE_LINK_GRACE = timedelta(days=30)
+
+
+def manage_token(appointment):
+    """A signed token for the patient's manage link: no login, unguessable, tamper-proof."""
+    return signing.dumps(appointment.public_token, salt=MANAGE_SALT)
+
+
+def appointment_for_token(token, *, now=None):
+    """The appointment a manage token names, or None for a wrong, tampered or stale token."""
+    now = now or timezone.now()
+    if len(token) > 200:
+        return None
+    try:
+        public_token = signing.loads(token, salt=MANAGE_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(public_token, str):
+        return None
+    appointment = (
+        Appointment.objects.select_related("service", "therapist")
+        .filter(public_token=public_token)
+        .first()
+    )
+    if appointment is None or appointment.ends_at + MANAGE_LINK_GRACE < now:
+        return None
+    return appointment
+
+
+def manage_url(appointment):
+    return settings.SITE_URL + reverse(
+        "booking:manage", kwargs={"token": manage_token(appointment)}
+    )
+
+
+def links_in(appointment, language):
+    """The appointment's confirmation and manage links, to its pages in `language`."""
+    with translation.override(language):
+        return {
+            "confirmation_url": confirmation_url(appointment),
+            "manage_url": manage_url(appointment),
+        }

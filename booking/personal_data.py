@@ -1,0 +1,169 @@
+"""The booking's part of a person's data (clinic.personal_data): their appointments.
+
+What an anonymised appointment keeps: when, what, with whom and how it ended (the clinic's
+records and the schedule's history); nothing that names or reaches the patient. The phone
+is a number reserved for fiction (555-01xx), so the row still passes full_clean.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clinic.personal_data import PersonalData, isoformat, months_before, register
+
+from .models import Appointment
+
+ANONYMOUS_NAME = "Anonymised"
+ANONYMOUS_EMAIL = "anonymised@example.invalid"
+ANONYMOUS_PHONE = "+12025550100"
+RETENTION_BATCH = 500
+
+
+def patient_appointments(*, email):
+    """The appointments booked with `email` (any case), anonymised ones left out."""
+    return Appointment.objects.filter(patient_email__iexact=email.strip()).exclude(
+        patient_email=ANONYMOUS_EMAIL
+    )
+
+
+def upcoming_visits(*, email, now=None):
+    """The patient's confirmed appointments that have not started yet."""
+    now = now or timezone.now()
+    return patient_appointments(email=email).filter(
+        status=Appointment.Status.CONFIRMED, starts_at__gt=now
+    )
+
+
+def _scrub_admin_log(ids):
+    """The admin's history of these appointments names them by patient, and a staff cancel
+    copies its reason there: keep that something happened, drop who and why."""
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Appointment),
+        object_id__in=[str(pk) for pk in ids],
+    )
+    entries.update(object_repr=f"{ANONYMOUS_NAME} appointment")
+    entries.filter(change_message__startswith="Cancelled:").update(
+        change_message="Cancelled (reason erased)."
+    )
+
+
+def _anonymise(appointments):
+    """Strip the patient from `appointments`; returns how many rows changed.
+
+    One UPDATE per batch, so it neither sends anything nor bumps the calendar sequence.
+    Already anonymised rows are left out, so running it twice changes nothing. Must run
+    inside a transaction.
+    """
+    ids = list(appointments.exclude(patient_email=ANONYMOUS_EMAIL).values_list("pk", flat=True))
+    for start in range(0, len(ids), RETENTION_BATCH):
+        batch = ids[start : start + RETENTION_BATCH]
+        Appointment.objects.filter(pk__in=batch).update(
+            patient_name=ANONYMOUS_NAME,
+            patient_email=ANONYMOUS_EMAIL,
+            patient_phone=ANONYMOUS_PHONE,
+            notes="",
+            cancellation_reason="",
+            **{name: None for name in Appointment.INTAKE_FIELDS},
+        )
+        _scrub_admin_log(batch)
+    return len(ids)
+
+
+def clear_old_intake(*, now=None):
+    """Delete the intake answers of visits that ended INTAKE_RETENTION_DAYS ago or more, and
+    of cancelled visits that long after they were cancelled; returns how many rows changed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.INTAKE_RETENTION_DAYS)
+    answered = Q()
+    for name in Appointment.INTAKE_FIELDS:
+        answered |= Q(**{f"{name}__isnull": False})
+    return (
+        Appointment.objects.filter(answered)
+        .filter(Q(ends_at__lte=cutoff) | Q(cancelled_at__lte=cutoff))
+        .update(**{name: None for name in Appointment.INTAKE_FIELDS})
+    )
+
+
+def anonymise_old_appointments(*, now=None):
+    """Anonymise appointments that started APPOINTMENT_RETENTION_MONTHS ago or more; returns
+    how many. Safe to run twice."""
+    now = now or timezone.now()
+    cutoff = months_before(now, settings.APPOINTMENT_RETENTION_MONTHS)
+    with transaction.atomic():
+        return _anonymise(Appointment.objects.filter(starts_at__lte=cutoff))
+
+
+def _exported(appointment):
+    a = appointment
+    return {
+        "starts_at": isoformat(a.starts_at),
+        "ends_at": isoformat(a.ends_at),
+        "service": a.service.name,
+        "therapist": a.therapist.name,
+        "status": a.status,
+        "name": a.patient_name,
+        "email": a.patient_email,
+        "phone": str(a.patient_phone),
+        "notes": a.notes,
+        "language": a.language,
+        "intake": {name: getattr(a, name) for name in Appointment.INTAKE_FIELDS},
+        "agreed_to_cancellation_policy_at": isoformat(a.consented_to_policy_at),
+        "booked_at": isoformat(a.created_at),
+        "cancelled_at": isoformat(a.cancelled_at),
+        "cancellation_reason": a.cancellation_reason,
+        "came_from_article": a.source_article.slug if a.source_article else None,
+    }
+
+
+@register
+class Appointments(PersonalData):
+    """Each appointment booked with the address: the details typed, the intake answers."""
+
+    key = "appointments"
+    erased_label = "{} appointment(s) anonymised"
+    summary_template = "admin/booking/_personal_data.html"
+    erase_template = "admin/booking/_personal_data_erase.html"
+    order = 10
+
+    def summary(self, email, *, now):
+        return {
+            "appointments": list(
+                patient_appointments(email=email)
+                .select_related("service", "therapist")
+                .order_by("starts_at")
+            ),
+            "upcoming": list(upcoming_visits(email=email, now=now)),
+        }
+
+    def export(self, email):
+        appointments = (
+            patient_appointments(email=email)
+            .select_related("service", "therapist", "source_article")
+            .order_by("starts_at", "pk")
+        )
+        return [_exported(appointment) for appointment in appointments]
+
+    def lock(self, email):
+        list(patient_appointments(email=email).select_for_update().values_list("pk", flat=True))
+
+    def refusal(self, email, *, now):
+        """A confirmed visit ahead would stay in the schedule under no name, and its reminder
+        would go nowhere: staff cancel it first."""
+        if upcoming_visits(email=email, now=now).exists():
+            return _("This patient has a visit ahead: cancel it before erasing their data.")
+        return None
+
+    def erase(self, email, *, now):
+        return _anonymise(patient_appointments(email=email))
+
+    def apply_retention(self, *, now):
+        return {
+            "intake_cleared": clear_old_intake(now=now),
+            "anonymised": anonymise_old_appointments(now=now),
+        }
