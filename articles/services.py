@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clinic.images import CleanImage
+from clinic.locking import lock
 
 from . import images
 from .models import Article, ArticleRedirect, ArticleTranslation, Reference, Topic
@@ -90,11 +91,11 @@ def _write_hero_files(*, article_pk, name, data, replaced):
             raise RuntimeError(f"Hero image {name} was stored as {stored}")
     sizes = images.make_renditions(article_pk=article_pk, name=name, data=data)
     with transaction.atomic():
-        row = (
-            Article.objects.select_for_update()
-            .filter(pk=article_pk)
-            .values("hero_image", "hero_renditions")
-            .first()
+        row = next(
+            iter(
+                lock(Article.objects.filter(pk=article_pk).values("hero_image", "hero_renditions"))
+            ),
+            None,
         )
         if row is None or row["hero_image"] != name:
             stale = images.size_names(sizes)  # the article moved on (or went) meanwhile
@@ -181,7 +182,7 @@ def revert_article(*, article, version, save_m2m=None):
     """
     if version.id != article.pk:
         raise ValueError(f"Version {version.history_id} is not a version of article {article.pk}")
-    Article.objects.select_for_update().get(pk=article.pk)
+    lock(Article.objects.filter(pk=article.pk))
     save_article(article=article)
     if save_m2m is not None:
         save_m2m()
@@ -192,11 +193,9 @@ def revert_article(*, article, version, save_m2m=None):
     return article
 
 
-def _locked(articles):
-    """The rows of `articles`, locked; by pk, since the admin's joins cannot be locked."""
-    return Article.objects.select_for_update().filter(
-        pk__in=list(articles.values_list("pk", flat=True))
-    )
+def _by_pk(articles):
+    """`articles` by pk, so they can be locked: the admin's joins cannot be."""
+    return Article.objects.filter(pk__in=list(articles.values_list("pk", flat=True)))
 
 
 def publish_articles(*, articles, now=None):
@@ -204,7 +203,7 @@ def publish_articles(*, articles, now=None):
     now = now or timezone.now()
     count = 0
     with transaction.atomic():
-        for article in _locked(articles).exclude(status=Article.Status.PUBLISHED):
+        for article in lock(_by_pk(articles).exclude(status=Article.Status.PUBLISHED)):
             article.status = Article.Status.PUBLISHED
             article.published_at = article.published_at or now
             save_article(article=article)
@@ -216,7 +215,7 @@ def unpublish_articles(*, articles):
     """Take articles off the site (back to draft). Returns how many changed."""
     count = 0
     with transaction.atomic():
-        for article in _locked(articles).filter(status=Article.Status.PUBLISHED):
+        for article in lock(_by_pk(articles).filter(status=Article.Status.PUBLISHED)):
             article.status = Article.Status.DRAFT
             save_article(article=article)
             count += 1

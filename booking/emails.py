@@ -7,6 +7,7 @@ change and its emails commit or roll back together.
 from django.conf import settings
 from django.utils import translation
 
+from clinic.locking import require_transaction
 from clinic.mail import queue_templated_email
 
 from .calendar import appointment_ics, calendar_mimetype
@@ -37,6 +38,7 @@ def write_change_emails(appointment, *, cancelled, by_staff, can_change):
     clinic's, in English. `can_change`: whether the patient may still move or cancel it
     online. Must run inside the change's transaction.
     """
+    require_transaction()
     context = {
         "appointment": appointment,
         "cancelled": cancelled,
@@ -69,6 +71,7 @@ def write_confirmation_emails(appointment, *, can_change):
 
     Must run inside the booking's transaction, so both commit or roll back together.
     """
+    require_transaction()
     queue_templated_email(
         to=appointment.patient_email,
         template="booking/confirmation",

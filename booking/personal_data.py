@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.locking import lock
 from clinic.personal_data import PersonalData, isoformat, months_before, register
 
 from .models import Appointment
@@ -150,7 +151,7 @@ class Appointments(PersonalData):
         return [_exported(appointment) for appointment in appointments]
 
     def lock(self, email):
-        list(patient_appointments(email=email).select_for_update().values_list("pk", flat=True))
+        lock(patient_appointments(email=email).values_list("pk", flat=True))
 
     def refusal(self, email, *, now):
         """A confirmed visit ahead would stay in the schedule under no name, and its reminder

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from clinic.locking import require_transaction
 from clinic.mail import queue_templated_email
 
 from .links import links_in
@@ -34,6 +35,7 @@ def _claim_reminder(appointment, now):
     appointment exactly one wins. A start moved since `appointment` was read claims nothing
     (the next beat reminds for the new one). Must run in the transaction that writes the email.
     """
+    require_transaction()
     claimed = (
         Appointment.objects.due_for_reminder(now, lead=REMINDER_LEAD)
         .filter(pk=appointment.pk, starts_at=appointment.starts_at)
@@ -50,6 +52,7 @@ def _write_reminder_email(appointment, *, now, rules):
     answers. Must run inside the transaction that claimed the reminder, so the mark and the
     email commit or roll back together; the idempotency key is a second guard.
     """
+    require_transaction()
     queue_templated_email(
         to=appointment.patient_email,
         template="booking/reminder",

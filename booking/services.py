@@ -13,6 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clinic.locking import lock
+
 from . import availability
 from .emails import write_change_emails, write_confirmation_emails
 from .models import Appointment, BookingRules, Service, Therapist
@@ -71,7 +73,7 @@ def book_appointment(
         if therapist is not None:
             candidates = candidates.filter(pk=therapist.pk)
         # Locked in one order (by id), so two bookings of "no preference" cannot deadlock.
-        candidates = list(candidates.select_for_update())
+        candidates = lock(candidates)
         if submission_key:
             # Again under the lock: an identical submit that held it first has committed by
             # now, and its patient must get that booking, not "that time was just taken".
@@ -146,7 +148,7 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
     """
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        (locked,) = lock(Appointment.objects.filter(pk=appointment.pk))
         if not locked.is_active:
             return False
         if not by_staff:
@@ -178,11 +180,9 @@ def reschedule_appointment(*, appointment, start, now=None):
     now = now or timezone.now()
     tz = timezone.get_default_timezone()
     with transaction.atomic():
-        Therapist.objects.select_for_update().filter(pk=appointment.therapist_id).first()
-        locked = (
-            Appointment.objects.select_for_update()
-            .select_related("service", "therapist")
-            .get(pk=appointment.pk)
+        lock(Therapist.objects.filter(pk=appointment.therapist_id))
+        (locked,) = lock(
+            Appointment.objects.select_related("service", "therapist").filter(pk=appointment.pk)
         )
         if locked.is_active and locked.starts_at == start:
             return locked
@@ -233,8 +233,8 @@ def mark_attendance(*, appointments, status, now=None):
     with transaction.atomic():
         # Locked by id: the admin's queryset may join nullable relations, which PostgreSQL
         # cannot lock.
-        eligible = list(
-            Appointment.objects.select_for_update().filter(
+        eligible = lock(
+            Appointment.objects.filter(
                 pk__in=list(appointments.values_list("pk", flat=True)),
                 status=Appointment.Status.CONFIRMED,
                 starts_at__lte=now,
@@ -247,10 +247,10 @@ def mark_attendance(*, appointments, status, now=None):
 def validate_not_overlapping(*, appointment):
     """Refuse an appointment that meets another active one of its therapist (buffers counted).
 
-    Must run inside a transaction: it locks the therapist's row first, so no other
-    booking for them can slip in between this check and the insert.
+    Must run inside a transaction (clinic.locking enforces it): it locks the therapist's row
+    first, so no other booking for them can slip in between this check and the insert.
     """
-    Therapist.objects.select_for_update().filter(pk=appointment.therapist_id).first()
+    lock(Therapist.objects.filter(pk=appointment.therapist_id))
     clash = (
         Appointment.objects.active()
         .overlapping(appointment.therapist_id, appointment.starts_at, appointment.blocked_until)

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from django_ratelimit.decorators import ratelimit
 
 from articles.models import Article
+from clinic.locking import Busy
 from clinic.models import Closure
 
 from . import availability, links, services, slots
@@ -46,11 +47,6 @@ BOOKED_SECONDS = 24 * 60 * 60
 
 def booking_rate(group, request):
     return settings.BOOKING_RATE_LIMIT
-
-
-def rate_limited(request, exception):
-    """django-ratelimit's view: a friendly 429 with the clinic's phone."""
-    return render(request, "429.html", status=429)
 
 
 def _unavailable(request, message, *, status, back_url=None, back_label=None, nearby=None):
@@ -543,6 +539,11 @@ def details(request, service, therapist, day, at):
             source_article=article,
             language=translation.get_language(),
             now=now,
+        )
+    except Busy:
+        # Nothing was booked; the same submission key makes sending it again safe.
+        return render(
+            request, "booking/details.html", {**context, "form": form, "busy": True}, status=503
         )
     except services.SlotUnavailable as exc:
         fresh = _nearby(service, therapists, chosen, timezone.now(), rules, exclude=chosen)

@@ -20,6 +20,8 @@ from django_otp import login as otp_login
 from django_otp.admin import OTPAdminAuthenticationForm
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from .locking import lock
+
 DEVICE_NAME = "Authenticator app"
 
 
@@ -152,7 +154,7 @@ def confirm_totp_device(*, device, token):
     """Mark `device` confirmed if `token` is its current code, else raise WrongCode."""
     refusal = None
     with transaction.atomic():
-        device = TOTPDevice.objects.select_for_update().get(pk=device.pk)
+        (device,) = lock(TOTPDevice.objects.filter(pk=device.pk))
         allowed, _why = device.verify_is_allowed()
         if not allowed:
             # Each wrong code doubles the wait before the next is even checked.

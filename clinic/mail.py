@@ -23,6 +23,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from kombu.exceptions import OperationalError
 
+from .locking import lock, require_transaction
 from .models import OutgoingEmail, send_lease
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def write_bulk_emails(emails):
     IntegrityError and the whole batch rolls back (nothing half-written). Every row is
     published to the bulk queue once the transaction commits.
     """
+    require_transaction()
     now = timezone.now()
     grace = now + timedelta(minutes=settings.OUTBOX_REQUEUE_AFTER_MINUTES)
     rows = OutgoingEmail.objects.bulk_create(
@@ -350,10 +352,8 @@ def retry_emails(*, emails):
     now = timezone.now()
     with transaction.atomic():
         # Locked and checked again: a row a worker claimed meanwhile is left to that worker.
-        restarted = list(
-            OutgoingEmail.objects.select_for_update()
-            .filter(pk__in=ids, state__in=unsent)
-            .values_list("pk", "category")
+        restarted = lock(
+            OutgoingEmail.objects.filter(pk__in=ids, state__in=unsent).values_list("pk", "category")
         )
         OutgoingEmail.objects.filter(pk__in=[pk for pk, _ in restarted]).update(
             state=OutgoingEmail.State.PENDING,

@@ -116,3 +116,21 @@ class UrlLanguageMiddleware:
             response = self.get_response(request)
         response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)
         return response
+
+
+class BusyMiddleware:
+    """clinic.locking.Busy from any view becomes clinic.views.busy's 503, not a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from .locking import Busy
+        from .views import busy
+
+        if isinstance(exception, Busy):
+            return busy(request)
+        return None

@@ -127,6 +127,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A write that waited too long for a row lock answers "busy, please try again" (503).
+    "clinic.middleware.BusyMiddleware",
     # django-csp's, with the admin's few extra allowances (CONTENT_SECURITY_POLICY_ADMIN).
     "clinic.middleware.ContentSecurityPolicyMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -510,7 +512,7 @@ if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", NEWSLETTER_RATE_LIMIT):
     _fail("NEWSLETTER_RATE_LIMIT", "must look like 10/h (a count per s, m, h or d)")
 # Every sign-up answer takes at least this long, so timing cannot tell who subscribes.
 NEWSLETTER_SIGNUP_SECONDS = _read("NEWSLETTER_SIGNUP_SECONDS", env.float, default=0.3)
-RATELIMIT_VIEW = "booking.views.rate_limited"
+RATELIMIT_VIEW = "clinic.views.rate_limited"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -238,3 +238,18 @@ def robots_txt(request):
         "",
     ]
     return HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
+
+
+def rate_limited(request, exception):
+    """django-ratelimit's view (RATELIMIT_VIEW): a friendly 429 with the clinic's phone."""
+    return render(request, "429.html", status=429)
+
+
+def busy(request):
+    """A write that waited too long for a lock (clinic.locking.Busy): 503, try again; the
+    admin's own page for staff. Nothing was changed, so going back and resending is safe."""
+    staff = request.path_info.startswith(f"/{settings.ADMIN_URL}")
+    response = render(request, "admin/busy.html" if staff else "busy.html", status=503)
+    response["Retry-After"] = "5"
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from articles.models import Article
 from articles.rendering import render_markdown
+from clinic.locking import lock, require_transaction
 from clinic.mail import queue_email, queue_templated_email, write_bulk_emails
 from clinic.models import OutgoingEmail
 
@@ -102,7 +103,9 @@ def unsubscribe_url(subscriber):
 
 
 def _write_confirmation_email(subscriber, now):
-    """In the subscriber's language. Must run in the transaction that records the sign-up."""
+    """In the subscriber's language. Must run in the transaction that records the sign-up
+    (queue_templated_email writes in the caller's transaction)."""
+    require_transaction()
     queue_templated_email(
         to=subscriber.email,
         template="newsletter/confirm",
@@ -132,7 +135,7 @@ def subscribe(*, email, page="", ip=None, language=None, now=None):
         "language": language or settings.LANGUAGE_CODE,
     }
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
+        subscriber = next(iter(lock(Subscriber.objects.filter(email=email))), None)
         if subscriber is None:
             subscriber = Subscriber(email=email, signed_up_at=now, **consent)
             try:
@@ -226,7 +229,7 @@ def resend_confirmation(*, subscriber, now=None):
     """
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
+        locked = next(iter(lock(Subscriber.objects.filter(pk=subscriber.pk))), None)
         if locked is None or locked.status != Subscriber.Status.PENDING:
             return False
         if locked.confirmation_sent_at and now - locked.confirmation_sent_at < RESEND_AFTER:
@@ -270,7 +273,7 @@ def save_issue(*, issue):
     """
     with transaction.atomic():
         if issue.pk:
-            stored = NewsletterIssue.objects.select_for_update().filter(pk=issue.pk).first()
+            stored = next(iter(lock(NewsletterIssue.objects.filter(pk=issue.pk))), None)
             if stored is not None and not stored.is_draft:
                 raise IssueNotDraft
         issue.body_html = render_markdown(issue.body)
@@ -421,15 +424,12 @@ def send_issue_batch(*, issue_id, batch_size=FAN_OUT_BATCH, rendered=None, now=N
     """
     now = now or timezone.now()
     with transaction.atomic():
-        issue = NewsletterIssue.objects.select_for_update().filter(pk=issue_id).first()
+        issue = next(iter(lock(NewsletterIssue.objects.filter(pk=issue_id))), None)
         if issue is None or issue.status != NewsletterIssue.Status.SENDING:
             return 0
         already = Delivery.objects.filter(issue=issue, subscriber=OuterRef("pk"))
-        subscribers = list(
-            Subscriber.objects.confirmed()
-            .filter(~Exists(already))
-            .order_by("pk")
-            .select_for_update()[:batch_size]
+        subscribers = lock(
+            Subscriber.objects.confirmed().filter(~Exists(already)).order_by("pk")[:batch_size]
         )
         if not subscribers:
             NewsletterIssue.objects.filter(pk=issue.pk).update(
@@ -500,10 +500,8 @@ def erase_subscribers(*, subscribers):
     """
     with transaction.atomic():
         # Locked first, so a fan-out batch that holds one of them finishes before we count.
-        ids = list(
-            Subscriber.objects.select_for_update()
-            .filter(pk__in=subscribers.values("pk"))
-            .values_list("pk", flat=True)
+        ids = lock(
+            Subscriber.objects.filter(pk__in=subscribers.values("pk")).values_list("pk", flat=True)
         )
         deliveries = Delivery.objects.filter(subscriber__in=ids)
         buckets = {
