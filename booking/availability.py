@@ -103,14 +103,29 @@ class OutsideBookingWindow(ValueError):
     """A day or month a patient cannot book online (past, or beyond the last bookable day)."""
 
 
+def day_state(day, *, today, last_day, free, worked, closed):
+    """What the month says about one day, in words as well as colour: free, past, fully
+    booked, closed (nobody works then, or a clinic closure) or not bookable yet."""
+    if day < today:
+        return "past"
+    if day > last_day:
+        return "later"
+    if free:
+        return "free"
+    if day.weekday() not in worked or any(first <= day <= last for first, last in closed):
+        return "closed"
+    return "full"
+
+
 @dataclass(frozen=True)
 class Month:
-    """A month view: its weeks of days (Sunday first), which of them have free times, and
-    the months either side that can be shown."""
+    """A month view: its weeks of days (Sunday first), which of them have free times, each
+    day's state (day_state), and the months either side that can be shown."""
 
     month: date
     weeks: list
     free_days: dict
+    states: dict
     first_free: datetime | None
     previous_month: date | None
     next_month: date | None
@@ -174,6 +189,14 @@ class Availability:
         found = [s for s in self.starts(day, day + timedelta(days=NEARBY_DAYS)) if s != start]
         return slots.nearest(found, start, count)
 
+    def opening_month(self):
+        """The Month the calendar opens on: this one, or the next when nothing in this one
+        is free any more (late on its last day) and the next can be booked."""
+        month = self.month(self.today.replace(day=1))
+        if month.first_free is None and month.next_month is not None:
+            return self.month(month.next_month)
+        return month
+
     def month(self, first):
         """The Month view of the month beginning `first` (a date on the 1st); raises
         OutsideBookingWindow for a month before this one or after the last bookable day."""
@@ -184,10 +207,30 @@ class Availability:
         starts = self.starts(max(first, self.today), min(month_end, self.last_day))
         previous_month = (first - timedelta(days=1)).replace(day=1)
         next_month = month_end + timedelta(days=1)
+        weeks = calendar.Calendar(firstweekday=6).monthdatescalendar(first.year, first.month)
+        free_days = slots.group_by_day(starts, self.tz)
+        # Two queries whatever the size of the clinic: tells a fully booked day from a closed one.
+        worked = WorkingHours.objects.filter(therapist__in=self.therapists).weekdays()
+        closed = list(
+            Closure.objects.covering(first, month_end).values_list("starts_on", "ends_on")
+        )
+        states = {
+            day: day_state(
+                day,
+                today=self.today,
+                last_day=self.last_day,
+                free=bool(free_days.get(day)),
+                worked=worked,
+                closed=closed,
+            )
+            for week in weeks
+            for day in week
+        }
         return Month(
             month=first,
-            weeks=calendar.Calendar(firstweekday=6).monthdatescalendar(first.year, first.month),
-            free_days=slots.group_by_day(starts, self.tz),
+            weeks=weeks,
+            free_days=free_days,
+            states=states,
             first_free=starts[0] if starts else None,
             previous_month=previous_month if previous_month >= this_month else None,
             next_month=next_month if next_month <= self.last_day else None,

@@ -114,6 +114,18 @@ class DetailsForm(forms.Form):
     def intake_questions(self):
         return [self[name] for name in self.INTAKE_FIELDS if name in self.fields]
 
+    def patient_details(self):
+        """Who is booking, as book_appointment takes it."""
+        from .services import Patient
+
+        return Patient(
+            name=self.cleaned_data["name"],
+            email=self.cleaned_data["email"],
+            phone=self.cleaned_data["phone"],
+            notes=self.cleaned_data["notes"],
+            intake=self.intake_answers(),
+        )
+
 
 class CancelForm(forms.Form):
     reason = forms.CharField(

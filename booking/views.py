@@ -6,10 +6,9 @@ so far lives in the URL, and so does the article a patient came from (`?from=<sl
 Only POSTs write, through booking.services.
 """
 
-import calendar
 import re
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, time
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -26,17 +25,17 @@ from django.views.decorators.http import require_http_methods, require_safe
 from django_ratelimit.decorators import ratelimit
 
 from articles.models import Article
+from clinic.http import make_private, private_page
 from clinic.locking import Busy
-from clinic.models import Closure
 
-from . import availability, links, services, slots
+from . import links, services
+from .availability import Availability, OutsideBookingWindow
 from .calendar import appointment_ics
 from .forms import CancelForm, DetailsForm
-from .models import Appointment, BookingRules, Service, Therapist, WorkingHours
+from .models import Appointment, BookingRules, Service, Therapist
 
 ANY = "any"
 PUBLIC_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
-NEARBY_DAYS = 3
 # The browser that booked remembers what it booked (the confirmation links' tokens, signed),
 # so Back to the details step says "You have booked this time" to it and to nobody else.
 BOOKED_COOKIE = "booked"
@@ -65,13 +64,6 @@ def _unavailable(request, message, *, status, back_url=None, back_label=None, ne
 
 def _label(start):
     return dateformat.format(timezone.localtime(start), _("l, F j, g:i A"))
-
-
-def _private(response):
-    """A page with a patient's details: never stored by a cache, never indexed."""
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
 
 
 # --- what this browser just booked ----------------------------------------------------------
@@ -122,7 +114,7 @@ def _source_article(request):
     return Article.objects.published().filter(slug=slug).only("pk", "slug", "title").first()
 
 
-def _carry(article, **params):
+def _source_query(article, **params):
     """A query string that carries the source article (and `params`) to the next step."""
     if article is not None:
         params["from"] = article.slug
@@ -166,7 +158,7 @@ def _step_context(service, therapist, step, article, **extra):
         "step": step,
         "steps": 5,
         "zone_name": _zone_of(extra),
-        "carry": _carry(article),
+        "carry": _source_query(article),
         "source_article": article,
         **extra,
     }
@@ -192,7 +184,7 @@ def choose_service(request):
             "chosen_therapist": chosen,
             "step": 1,
             "steps": 5,
-            "carry": _carry(article),
+            "carry": _source_query(article),
         },
     )
 
@@ -208,119 +200,85 @@ def choose_therapist(request, service):
     )
 
 
-def _month_from(request, today, last_day):
+class _MonthRefused(Exception):
+    """?month= names no month that can be shown; the message says why."""
+
+
+def _month_asked(request):
+    """The first day of the month ?month= names, or None when it names none."""
     raw = request.GET.get("month", "")
-    if not raw:
-        return date(today.year, today.month, 1), None
     try:
-        month = datetime.strptime(raw, "%Y-%m").date() if len(raw) == 7 else None
+        return datetime.strptime(raw, "%Y-%m").date().replace(day=1) if len(raw) == 7 else None
     except ValueError:
-        month = None
-    if month is None:
-        return None, _("We could not read that month. Pick a day from the calendar.")
-    if month < date(today.year, today.month, 1) or month > last_day:
-        return None, _("Online booking is open up to %(day)s. Pick a day in that time.") % {
-            "day": dateformat.format(last_day, _("F j, Y"))
-        }
-    return month, None
+        return None
 
 
-def _day_state(day, *, today, last_day, free, worked, closed):
-    """What the month says about one day, in words as well as colour: free, past, fully
-    booked, closed (nobody works then, or a clinic closure) or not bookable yet."""
-    if day < today:
-        return "past"
-    if day > last_day:
-        return "later"
-    if free:
-        return "free"
-    if day.weekday() not in worked or any(first <= day <= last for first, last in closed):
-        return "closed"
-    return "full"
-
-
-def _month(request, *, service, therapists, day_url, first_url, carry_params, ignoring=None):
+def _month_context(request, availability, *, day_url, first_url, carry_params):
     """The month view's context (free days link to day_url(day), the soonest free time to
-    first_url(start)), or a 400 response."""
-    rules = BookingRules.current()
-    tz = timezone.get_default_timezone()
-    now = timezone.now()
-    today = timezone.localdate(now)
-    last_day = slots.last_bookable_day(rules=rules.for_engine(), now=now, tz=tz)
-    month, problem = _month_from(request, today, last_day)
-    if problem:
-        return None, _unavailable(
-            request,
-            problem,
-            status=400,
-            back_url=request.path + (f"?{urlencode(carry_params)}" if carry_params else ""),
-            back_label=_("Show this month"),
-        )
-    while True:
-        month_end = date(month.year, month.month, calendar.monthrange(month.year, month.month)[1])
-        free = availability.free_starts(
-            service=service,
-            therapists=therapists,
-            first_day=max(month, today),
-            last_day=min(month_end, last_day),
-            now=now,
-            rules=rules,
-            ignoring=ignoring,
-        )
-        merged = slots.merge_therapists(free)
-        # Late on a month's last day nothing in it is free any more: unless the patient
-        # asked for this month, open on the next one rather than on a month of nothing.
-        if merged or request.GET.get("month") or month_end >= last_day or month > today:
-            break
-        month = month_end + timedelta(days=1)
-    free_days = slots.group_by_day(merged, tz)
-    weeks = calendar.Calendar(firstweekday=6).monthdatescalendar(month.year, month.month)
-    previous_month = (month - timedelta(days=1)).replace(day=1)
-    next_month = month_end + timedelta(days=1)
+    first_url(start)); _MonthRefused for a month that cannot be read or lies outside the
+    booking window."""
+    if not request.GET.get("month"):
+        month = availability.opening_month()
+    elif (first := _month_asked(request)) is None:
+        raise _MonthRefused(_("We could not read that month. Pick a day from the calendar."))
+    else:
+        try:
+            month = availability.month(first)
+        except OutsideBookingWindow:
+            raise _MonthRefused(
+                _("Online booking is open up to %(day)s. Pick a day in that time.")
+                % {"day": dateformat.format(availability.last_day, _("F j, Y"))}
+            ) from None
 
     def month_link(first):
-        return "?" + urlencode({"month": f"{first:%Y-%m}", **carry_params})
+        return "?" + urlencode({"month": f"{first:%Y-%m}", **carry_params}) if first else ""
 
-    first_free = next(iter(merged), None)
-    # Two queries whatever the size of the clinic: tells a fully booked day from a closed one.
-    worked = WorkingHours.objects.filter(therapist__in=therapists).weekdays()
-    closed = list(Closure.objects.covering(month, month_end).values_list("starts_on", "ends_on"))
-
-    def state(day):
-        return _day_state(
-            day,
-            today=today,
-            last_day=last_day,
-            free=bool(free_days.get(day)),
-            worked=worked,
-            closed=closed,
-        )
-
+    weekdays = month.weeks[0]
     return {
-        "month": month,
+        "month": month.month,
         "weeks": [
             [
                 {
                     "day": day,
-                    "in_month": day.month == month.month,
-                    "free": len(free_days.get(day, ())),
-                    "url": day_url(day) if free_days.get(day) else "",
-                    "state": state(day),
+                    "in_month": day.month == month.month.month,
+                    "free": len(month.free_days.get(day, ())),
+                    "url": day_url(day) if month.free_days.get(day) else "",
+                    "state": month.states[day],
                 }
                 for day in week
             ]
-            for week in weeks
+            for week in month.weeks
         ],
-        "weekday_names": [dateformat.format(day, "D") for day in weeks[0]],
-        "weekday_full": [dateformat.format(day, "l") for day in weeks[0]],
-        "previous_month_url": month_link(previous_month)
-        if previous_month >= date(today.year, today.month, 1)
-        else "",
-        "next_month_url": month_link(next_month) if next_month <= last_day else "",
-        "first_free": first_free,
-        "first_free_url": first_url(first_free) if first_free else "",
-        "last_day": last_day,
-    }, None
+        "weekday_names": [dateformat.format(day, "D") for day in weekdays],
+        "weekday_full": [dateformat.format(day, "l") for day in weekdays],
+        "previous_month_url": month_link(month.previous_month),
+        "next_month_url": month_link(month.next_month),
+        "first_free": month.first_free,
+        "first_free_url": first_url(month.first_free) if month.first_free else "",
+        "last_day": availability.last_day,
+    }
+
+
+def _month_refused(request, exc, carry_params):
+    return _unavailable(
+        request,
+        str(exc),
+        status=400,
+        back_url=request.path + (f"?{urlencode(carry_params)}" if carry_params else ""),
+        back_label=_("Show this month"),
+    )
+
+
+def _outside_window(request, availability, *, back_url):
+    """The one answer to a day that cannot be booked online: 400, back to the calendar."""
+    return _unavailable(
+        request,
+        _("Online booking is open from today up to %(day)s. Pick a day in that time.")
+        % {"day": dateformat.format(availability.last_day, _("F j, Y"))},
+        status=400,
+        back_url=back_url,
+        back_label=_("Back to the calendar"),
+    )
 
 
 @require_safe
@@ -328,71 +286,40 @@ def choose_day(request, service, therapist):
     service, therapist, therapists = _selection(service, therapist)
     article = _source_article(request)
     therapist_slug = therapist.slug if therapist else ANY
-    carry = _carry(article)
+    carry = _source_query(article)
+    carry_params = {"from": article.slug} if article else {}
 
     def day_url(day):
         return reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
 
-    month, problem = _month(
-        request,
-        service=service,
-        therapists=therapists,
-        day_url=day_url,
-        # The soonest free time leads straight to its details step, as it says.
-        first_url=lambda start: _details_url(service, therapist, start, carry),
-        carry_params={"from": article.slug} if article else {},
-    )
-    if problem:
-        return problem
+    availability = Availability(service=service, therapists=therapists)
+    try:
+        month = _month_context(
+            request,
+            availability,
+            day_url=day_url,
+            # The soonest free time leads straight to its details step, as it says.
+            first_url=lambda start: _details_url(service, therapist, start, carry),
+            carry_params=carry_params,
+        )
+    except _MonthRefused as exc:
+        return _month_refused(request, exc, carry_params)
     context = _step_context(service, therapist, 3, article, **month)
     return render(request, "booking/day.html", context)
-
-
-def _day_problem(day, rules, now):
-    engine_rules = rules.for_engine()
-    tz = timezone.get_default_timezone()
-    if not slots.is_valid_day(day, rules=engine_rules, now=now, tz=tz):
-        last = slots.last_bookable_day(rules=engine_rules, now=now, tz=tz)
-        return _("Online booking is open from today up to %(day)s. Pick a day in that time.") % {
-            "day": dateformat.format(last, _("F j, Y"))
-        }
-    return None
-
-
-def _times(service, therapists, day, now, rules, time_url, ignoring=None):
-    free = availability.free_starts(
-        service=service,
-        therapists=therapists,
-        first_day=day,
-        last_day=day,
-        now=now,
-        rules=rules,
-        ignoring=ignoring,
-    )
-    return [
-        {"local": timezone.localtime(start), "url": time_url(timezone.localtime(start))}
-        for start in slots.merge_therapists(free)
-    ]
 
 
 @require_safe
 def choose_time(request, service, therapist, day):
     service, therapist, therapists = _selection(service, therapist)
     article = _source_article(request)
-    carry = _carry(article)
+    carry = _source_query(article)
     therapist_slug = therapist.slug if therapist else ANY
-    rules = BookingRules.current()
-    now = timezone.now()
     day_url = reverse("booking:day", args=[service.slug, therapist_slug])
-    problem = _day_problem(day, rules, now)
-    if problem:
-        return _unavailable(
-            request,
-            problem,
-            status=400,
-            back_url=day_url + carry,
-            back_label=_("Back to the calendar"),
-        )
+    availability = Availability(service=service, therapists=therapists)
+    try:
+        starts = availability.times_on(day)
+    except OutsideBookingWindow:
+        return _outside_window(request, availability, back_url=day_url + carry)
 
     def time_url(local):
         return (
@@ -406,26 +333,17 @@ def choose_time(request, service, therapist, day):
         4,
         article,
         day=day,
-        times=_times(service, therapists, day, now, rules, time_url),
-        back_url=day_url + _carry(article, month=f"{day:%Y-%m}"),
+        times=_time_links(starts, time_url),
+        back_url=day_url + _source_query(article, month=f"{day:%Y-%m}"),
     )
     return render(request, "booking/time.html", context)
 
 
-def _nearby(service, therapists, start, now, rules, exclude=None, ignoring=None):
-    """Free starts near `start` (the same day and the next few), closest first."""
-    day = timezone.localtime(start).date()
-    free = availability.free_starts(
-        service=service,
-        therapists=therapists,
-        first_day=day,
-        last_day=day + timedelta(days=NEARBY_DAYS),
-        now=now,
-        rules=rules,
-        ignoring=ignoring,
-    )
-    starts = [s for s in slots.merge_therapists(free) if s != exclude]
-    return slots.nearest(starts, start)
+def _time_links(starts, time_url):
+    return [
+        {"local": timezone.localtime(start), "url": time_url(timezone.localtime(start))}
+        for start in starts
+    ]
 
 
 def _details_url(service, therapist, start, carry=""):
@@ -437,6 +355,10 @@ def _details_url(service, therapist, start, carry=""):
         )
         + carry
     )
+
+
+def _slot_choices(starts):
+    return [(start.isoformat(), _label(start)) for start in starts]
 
 
 INTAKE_ADVICE = gettext_lazy(
@@ -453,28 +375,16 @@ INTAKE_ADVICE = gettext_lazy(
 def details(request, service, therapist, day, at):
     service, therapist, therapists = _selection(service, therapist)
     article = _source_article(request)
-    carry = _carry(article)
-    rules = BookingRules.current()
-    now = timezone.now()
-    tz = timezone.get_default_timezone()
+    carry = _source_query(article)
     therapist_slug = therapist.slug if therapist else ANY
     times_url = reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
-    problem = _day_problem(day, rules, now)
-    if problem:
-        return _unavailable(
-            request,
-            problem,
-            status=400,
-            back_url=reverse("booking:day", args=[service.slug, therapist_slug]) + carry,
-            back_label=_("Back to the calendar"),
-        )
-    start = datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
-    nearby = _nearby(service, therapists, start, now, rules)
-
-    def choices(extra=()):
-        offered = [start, *extra] if start not in extra else list(extra)
-        return [(s.isoformat(), _label(s)) for s in offered]
-
+    availability = Availability(service=service, therapists=therapists)
+    try:
+        start = availability.start_on(day, at)
+    except OutsideBookingWindow:
+        back_url = reverse("booking:day", args=[service.slug, therapist_slug]) + carry
+        return _outside_window(request, availability, back_url=back_url)
+    rules = availability.rules
     context = _step_context(
         service,
         therapist,
@@ -484,35 +394,52 @@ def details(request, service, therapist, day, at):
         times_url=times_url,
         rules=rules,
         # Inside the cut-off the patient could not move or cancel it online: say so first.
-        short_notice=now > rules.online_change_closes(start),
+        short_notice=availability.now > rules.online_change_closes(start),
     )
     if request.method != "POST":
-        if start not in nearby:
-            if mine := _just_booked(request, service, therapist, start):
-                # Back from the confirmation: their own booking, not a time "not free".
-                return _private(render(request, "booking/booked.html", {"appointment": mine}))
-            return _unavailable(
-                request,
-                _("Sorry, %(time)s is not free. These times near it are:")
-                % {"time": _label(start)},
-                status=409,
-                back_url=times_url,
-                back_label=_("See the other times that day"),
-                nearby=[(s, _details_url(service, therapist, s, carry)) for s in nearby],
-            )
-        form = DetailsForm(
-            slot_choices=choices(),
-            intake_fields=service.intake_fields,
-            initial={
-                "slot": start.isoformat(),
-                "submission_key": uuid.uuid4().hex,
-                "source": article.slug if article else "",
-            },
-        )
-        return render(request, "booking/details.html", {**context, "form": form})
+        return _details_form(request, availability, start, context)
+    return _book(request, availability, start, context)
 
+
+def _details_form(request, availability, start, context):
+    """The details form for `start`, or 409 with free times near it when it is not free."""
+    if not availability.is_free(start):
+        mine = _just_booked(request, context["service"], context["therapist"], start)
+        if mine:
+            # Back from the confirmation: their own booking, not a time "not free".
+            return make_private(render(request, "booking/booked.html", {"appointment": mine}))
+        carry = context["carry"]
+        nearby = availability.nearby(start)
+        return _unavailable(
+            request,
+            _("Sorry, %(time)s is not free. These times near it are:") % {"time": _label(start)},
+            status=409,
+            back_url=context["times_url"],
+            back_label=_("See the other times that day"),
+            nearby=[
+                (s, _details_url(context["service"], context["therapist"], s, carry))
+                for s in nearby
+            ],
+        )
     form = DetailsForm(
-        request.POST, slot_choices=choices(nearby), intake_fields=service.intake_fields
+        slot_choices=_slot_choices([start]),
+        intake_fields=context["service"].intake_fields,
+        initial={
+            "slot": start.isoformat(),
+            "submission_key": uuid.uuid4().hex,
+            "source": context["source_article"].slug if context["source_article"] else "",
+        },
+    )
+    return render(request, "booking/details.html", {**context, "form": form})
+
+
+def _book(request, availability, start, context):
+    """Book the POSTed details: 400 with every field kept for a mistake, 409 with fresh times
+    nearby for a time just taken, 503 when the therapist's row stayed locked too long."""
+    # The time on the URL, or (after a lost race) one of the fresh times offered near it.
+    offered = _slot_choices([start, *availability.nearby(start)])
+    form = DetailsForm(
+        request.POST, slot_choices=offered, intake_fields=context["service"].intake_fields
     )
     if not form.is_valid():
         if "submission_key" in form.errors:
@@ -522,23 +449,16 @@ def details(request, service, therapist, day, at):
             form.data = data
         return render(request, "booking/details.html", {**context, "form": form}, status=400)
     chosen = datetime.fromisoformat(form.cleaned_data["slot"])
-    patient = services.Patient(
-        name=form.cleaned_data["name"],
-        email=form.cleaned_data["email"],
-        phone=form.cleaned_data["phone"],
-        notes=form.cleaned_data["notes"],
-        intake=form.intake_answers(),
-    )
     try:
         appointment = services.book_appointment(
-            service=service,
-            therapist=therapist,
+            service=context["service"],
+            therapist=context["therapist"],
             start=chosen,
-            patient=patient,
+            patient=form.patient_details(),
             submission_key=form.cleaned_data["submission_key"],
-            source_article=article,
+            source_article=context["source_article"],
             language=translation.get_language(),
-            now=now,
+            now=availability.now,
         )
     except Busy:
         # Nothing was booked; the same submission key makes sending it again safe.
@@ -546,21 +466,18 @@ def details(request, service, therapist, day, at):
             request, "booking/details.html", {**context, "form": form, "busy": True}, status=503
         )
     except services.SlotUnavailable as exc:
-        fresh = _nearby(service, therapists, chosen, timezone.now(), rules, exclude=chosen)
-        data = request.POST.copy()
-        data["slot"] = ""
-        form = DetailsForm(
-            data,
-            slot_choices=[(s.isoformat(), _label(s)) for s in fresh],
+        fresh = availability.nearby(chosen)
+        # What they typed, shown again without errors; the time is theirs to pick anew.
+        retry = DetailsForm(
+            initial={**request.POST.dict(), "slot": ""},
+            slot_choices=_slot_choices(fresh),
             offer_times=True,
-            intake_fields=service.intake_fields,
+            intake_fields=context["service"].intake_fields,
         )
-        form.is_valid()
-        form.errors.pop("slot", None)
         return render(
             request,
             "booking/details.html",
-            {**context, "form": form, "taken": str(exc), "fresh": fresh},
+            {**context, "form": retry, "taken": str(exc), "fresh": fresh},
             status=409,
         )
     if appointment.needs_clearance:
@@ -580,25 +497,25 @@ def _appointment_by_token(token):
 
 
 @require_safe
+@private_page
 def confirmation(request, token):
     appointment = _appointment_by_token(token)
     rules = BookingRules.current()
-    return _private(
-        render(
-            request,
-            "booking/confirmation.html",
-            {
-                "appointment": appointment,
-                "rules": rules,
-                "can_change": services.can_change_online(appointment, rules=rules),
-                "manage_url": reverse("booking:manage", args=[links.manage_token(appointment)]),
-                "zone_name": _zone_name(appointment.starts_at),
-            },
-        )
+    return render(
+        request,
+        "booking/confirmation.html",
+        {
+            "appointment": appointment,
+            "rules": rules,
+            "can_change": services.can_change_online(appointment, rules=rules),
+            "manage_url": reverse("booking:manage", args=[links.manage_token(appointment)]),
+            "zone_name": _zone_name(appointment.starts_at),
+        },
     )
 
 
 @require_safe
+@private_page
 def calendar_file(request, token):
     appointment = _appointment_by_token(token)
     response = HttpResponse(
@@ -611,11 +528,12 @@ def calendar_file(request, token):
         content_type="text/calendar; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="appointment.ics"'
-    return _private(response)
+    return response
 
 
 # --- managing a booking from the signed link ------------------------------------------------
-def _managed(token):
+# Every page here is about one patient's visit: private_page keeps it out of every cache.
+def _appointment_for_link(token):
     """The appointment a manage token names; a wrong, tampered or stale one is a plain 404."""
     appointment = links.appointment_for_token(token)
     if appointment is None:
@@ -624,14 +542,12 @@ def _managed(token):
 
 
 def _too_late(request, token):
-    return _private(
-        _unavailable(
-            request,
-            _("It is too late to change this appointment online. Please call us."),
-            status=409,
-            back_url=reverse("booking:manage", args=[token]),
-            back_label=_("Back to your appointment"),
-        )
+    return _unavailable(
+        request,
+        _("It is too late to change this appointment online. Please call us."),
+        status=409,
+        back_url=reverse("booking:manage", args=[token]),
+        back_label=_("Back to your appointment"),
     )
 
 
@@ -648,30 +564,40 @@ def _manage_context(appointment, token, **extra):
     }
 
 
+def _moving(appointment):
+    """The free times `appointment` may move to: its therapist and treatment, its own time
+    counted as free."""
+    return Availability(
+        service=appointment.service, therapists=[appointment.therapist], ignoring=appointment
+    )
+
+
 @never_cache
 @require_safe
+@private_page
 def manage(request, token):
-    appointment = _managed(token)
+    appointment = _appointment_for_link(token)
     context = _manage_context(appointment, token)
-    return _private(render(request, "booking/manage.html", context))
+    return render(request, "booking/manage.html", context)
 
 
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
+@private_page
 def cancel(request, token):
     """A second step before cancelling: GET asks "Cancel it?" (no JavaScript), POST cancels."""
-    appointment = _managed(token)
+    appointment = _appointment_for_link(token)
     if request.method != "POST":
         if not appointment.is_active:
             return redirect("booking:manage", token=token)
         if not services.can_change_online(appointment):
             return _too_late(request, token)
         context = _manage_context(appointment, token, cancel_form=CancelForm())
-        return _private(render(request, "booking/cancel_confirm.html", context))
+        return render(request, "booking/cancel_confirm.html", context)
     form = CancelForm(request.POST)
     if not form.is_valid():
         context = _manage_context(appointment, token, cancel_form=form)
-        return _private(render(request, "booking/cancel_confirm.html", context, status=400))
+        return render(request, "booking/cancel_confirm.html", context, status=400)
     try:
         cancelled = services.cancel_appointment(
             appointment=appointment, reason=form.cleaned_data["reason"]
@@ -687,117 +613,95 @@ def cancel(request, token):
 
 @never_cache
 @require_safe
+@private_page
 def reschedule_day(request, token):
-    appointment = _managed(token)
+    appointment = _appointment_for_link(token)
     if not services.can_change_online(appointment):
         return _too_late(request, token)
 
     def day_url(day):
         return reverse("booking:reschedule_time", args=[token, day])
 
-    month, problem = _month(
-        request,
-        service=appointment.service,
-        therapists=[appointment.therapist],
-        day_url=day_url,
-        first_url=lambda start: reverse(
-            "booking:reschedule_confirm",
-            args=[token, timezone.localtime(start).date(), timezone.localtime(start).time()],
-        ),
-        carry_params={},
-        ignoring=appointment,
-    )
-    if problem:
-        return _private(problem)
+    try:
+        month = _month_context(
+            request,
+            _moving(appointment),
+            day_url=day_url,
+            first_url=lambda start: reverse(
+                "booking:reschedule_confirm",
+                args=[token, timezone.localtime(start).date(), timezone.localtime(start).time()],
+            ),
+            carry_params={},
+        )
+    except _MonthRefused as exc:
+        return _month_refused(request, exc, {})
     context = _manage_context(appointment, token, **month)
-    return _private(render(request, "booking/reschedule_day.html", context))
+    return render(request, "booking/reschedule_day.html", context)
 
 
 @never_cache
 @require_safe
+@private_page
 def reschedule_time(request, token, day):
-    appointment = _managed(token)
+    appointment = _appointment_for_link(token)
     if not services.can_change_online(appointment):
         return _too_late(request, token)
-    rules = BookingRules.current()
-    now = timezone.now()
-    problem = _day_problem(day, rules, now)
-    if problem:
-        return _private(
-            _unavailable(
-                request,
-                problem,
-                status=400,
-                back_url=reverse("booking:reschedule", args=[token]),
-                back_label=_("Back to the calendar"),
-            )
-        )
+    availability = _moving(appointment)
+    calendar_url = reverse("booking:reschedule", args=[token])
+    try:
+        starts = availability.times_on(day)
+    except OutsideBookingWindow:
+        return _outside_window(request, availability, back_url=calendar_url)
 
     def time_url(local):
         return reverse("booking:reschedule_confirm", args=[token, day, local.time()])
 
-    times = _times(
-        appointment.service, [appointment.therapist], day, now, rules, time_url, appointment
-    )
     context = _manage_context(
         appointment,
         token,
         day=day,
-        times=times,
-        back_url=reverse("booking:reschedule", args=[token]) + f"?month={day:%Y-%m}",
+        times=_time_links(starts, time_url),
+        back_url=calendar_url + f"?month={day:%Y-%m}",
     )
-    return _private(render(request, "booking/reschedule_time.html", context))
+    return render(request, "booking/reschedule_time.html", context)
 
 
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 @ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
+@private_page
 def reschedule_confirm(request, token, day, at):
-    appointment = _managed(token)
-    # A day outside the booking window is refused first: year 1 or 9999 has no UTC instant.
-    problem = _day_problem(day, BookingRules.current(), timezone.now())
-    if problem:
-        return _private(
-            _unavailable(
-                request,
-                problem,
-                status=400,
-                back_url=reverse("booking:reschedule", args=[token]),
-                back_label=_("Back to the calendar"),
-            )
-        )
-    start = datetime.combine(day, at, tzinfo=timezone.get_default_timezone()).astimezone(UTC)
+    appointment = _appointment_for_link(token)
+    availability = _moving(appointment)
+    calendar_url = reverse("booking:reschedule", args=[token])
+    try:
+        start = availability.start_on(day, at)
+    except OutsideBookingWindow:
+        return _outside_window(request, availability, back_url=calendar_url)
     if request.method == "POST":
         try:
             services.reschedule_appointment(appointment=appointment, start=start)
         except services.TooLateToChange:
             return _too_late(request, token)
         except services.SlotUnavailable as exc:
-            return _private(
-                _unavailable(
-                    request,
-                    str(exc),
-                    status=409,
-                    back_url=reverse("booking:reschedule_time", args=[token, day]),
-                    back_label=_("See the other times that day"),
-                )
+            return _unavailable(
+                request,
+                str(exc),
+                status=409,
+                back_url=reverse("booking:reschedule_time", args=[token, day]),
+                back_label=_("See the other times that day"),
             )
         messages.success(request, _("Your appointment has moved. We have emailed you."))
         return redirect("booking:manage", token=token)
     if not services.can_change_online(appointment):
         return _too_late(request, token)
-    rules = BookingRules.current()
-    now = timezone.now()
-    free = _times(appointment.service, [appointment.therapist], day, now, rules, str, appointment)
-    if _day_problem(day, rules, now) or start not in {slot["local"] for slot in free}:
-        return _private(
-            _unavailable(
-                request,
-                _("Sorry, %(time)s is not free.") % {"time": _label(start)},
-                status=409,
-                back_url=reverse("booking:reschedule", args=[token]),
-                back_label=_("Choose another time"),
-            )
+    if not availability.is_free(start):
+        return _unavailable(
+            request,
+            _("Sorry, %(time)s is not free.") % {"time": _label(start)},
+            status=409,
+            back_url=calendar_url,
+            back_label=_("Choose another time"),
         )
     context = _manage_context(
         appointment,
@@ -805,4 +709,4 @@ def reschedule_confirm(request, token, day, at):
         new_start=start,
         new_zone_name=_zone_name(start),
     )
-    return _private(render(request, "booking/reschedule_confirm.html", context))
+    return render(request, "booking/reschedule_confirm.html", context)

@@ -22,7 +22,8 @@ import re
 from django.conf import settings
 from django.middleware.gzip import GZipMiddleware
 
-_PRIVATE = re.compile(r"\b(?:private|no-store)\b", re.IGNORECASE)
+from .http import holds_csrf_token, is_private
+
 # Where white space is content: kept as it is.
 _VERBATIM = re.compile(rb"(<pre\b.*?</pre>|<textarea\b.*?</textarea>)", re.IGNORECASE | re.DOTALL)
 _INDENTATION = re.compile(rb"\n[ \t]*(?:\n[ \t]*)*")
@@ -39,9 +40,7 @@ def trim_html(content):
 
 def holds_a_secret(response):
     """True for a response that must not be compressed (see the module)."""
-    if response.cookies or _PRIVATE.search(response.get("Cache-Control", "")):
-        return True
-    return not response.streaming and b"csrfmiddlewaretoken" in response.content
+    return bool(response.cookies) or is_private(response) or holds_csrf_token(response)
 
 
 class CompressionMiddleware(GZipMiddleware):

@@ -46,6 +46,8 @@ from django.http import HttpResponse
 from django.http.request import split_domain_port
 from django.utils import timezone
 
+from .http import holds_csrf_token, is_private
+
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "pagecache:version"
@@ -74,7 +76,6 @@ QUERY_PARAMETERS = (
 # Parameters that make a page about what one visitor typed: never stored or looked up.
 UNCACHED_PARAMETERS = frozenset({"q"})
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
-_PRIVATE = re.compile(r"\b(?:private|no-store)\b", re.IGNORECASE)
 _SKIPPED_HEADERS = frozenset({"set-cookie"})
 MESSAGES_COOKIE = "messages"
 
@@ -160,13 +161,12 @@ def _storable(request, response):
         return False
     if match.view_name not in CACHEABLE_VIEWS or response.cookies:
         return False
-    if _PRIVATE.search(response.get("Cache-Control", "")):
+    if is_private(response):
         return False
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return False
-    # A form's CSRF token is for one visitor: a page with one must never be shared.
-    return b"csrfmiddlewaretoken" not in response.content
+    return not holds_csrf_token(response)
 
 
 class PageCacheMiddleware:

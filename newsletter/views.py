@@ -17,6 +17,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_ratelimit.decorators import ratelimit
 
+from clinic.http import make_private
+
 from . import services
 from .forms import SignupForm
 
@@ -63,12 +65,6 @@ def _bad_link(request):
     return render(request, "newsletter/bad_link.html", status=404)
 
 
-def _private(response):
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def confirm(request, token):
@@ -77,13 +73,14 @@ def confirm(request, token):
     except services.BadLink:
         return _bad_link(request)
     except services.ExpiredLink:
-        return _private(render(request, "newsletter/expired.html", {"token": token}, status=410))
+        expired = render(request, "newsletter/expired.html", {"token": token}, status=410)
+        return make_private(expired)
     if request.method == "POST":
         services.confirm_subscription(subscriber=subscriber)
         if subscriber.status != subscriber.Status.CONFIRMED:
             return _bad_link(request)  # unsubscribed since: they sign up again instead
-        return _private(render(request, "newsletter/confirmed.html"))
-    return _private(render(request, "newsletter/confirm.html", {"subscriber": subscriber}))
+        return make_private(render(request, "newsletter/confirmed.html"))
+    return make_private(render(request, "newsletter/confirm.html", {"subscriber": subscriber}))
 
 
 @require_POST
@@ -108,5 +105,5 @@ def unsubscribe(request, token):
         return _bad_link(request)
     if request.method == "POST":
         services.unsubscribe(subscriber=subscriber)
-        return _private(render(request, "newsletter/unsubscribed.html"))
-    return _private(render(request, "newsletter/unsubscribe.html", {"subscriber": subscriber}))
+        return make_private(render(request, "newsletter/unsubscribed.html"))
+    return make_private(render(request, "newsletter/unsubscribe.html", {"subscriber": subscriber}))

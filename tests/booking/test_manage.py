@@ -253,7 +253,7 @@ def test_the_move_question_labels_both_times_with_their_zone(
             start=datetime(2026, 3, 2, 10, tzinfo=tz),
             patient=patient,
         )
-        token = services.manage_token(booked)
+        token = links.manage_token(booked)
         page = client.get(move_url(token, datetime(2026, 3, 9, 10, tzinfo=tz)))
     assert page.status_code == 200
     text = page.content.decode()

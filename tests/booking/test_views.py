@@ -335,14 +335,14 @@ def _day_cells(page):
 def test_days_without_free_times_say_in_words_whether_past_fully_booked_or_closed(
     client, therapist, service, patient, clinic
 ):
-    from booking import services
+    from booking import availability, services
 
     monday = date(2026, 3, 9)
     Closure.objects.create(clinic=clinic, starts_on=monday, ends_on=monday)
     with time_machine.travel(_frozen(datetime(2026, 3, 4, 8, 0)), tick=False):
         thursday = date(2026, 3, 5)
         # Book Thursday full: every free start, until none is left.
-        while free := services.free_starts(
+        while free := availability.free_starts(
             service=service, therapists=[therapist], first_day=thursday, last_day=thursday
         )[therapist.pk]:
             services.book_appointment(

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from booking import services
+from booking import availability, links, services
 from booking.models import Service, Therapist
 from newsletter import services as newsletter
 from newsletter.models import Subscriber
@@ -108,7 +108,7 @@ def assert_controls_visible(page, label, *, at_least):
 def free_start(service, therapist, *, after_days=0):
     """A free start for `service` with `therapist`, found from the schedule, not the calendar."""
     today = timezone.localdate() + timedelta(days=after_days)
-    free = services.free_starts(
+    free = availability.free_starts(
         service=service, therapists=[therapist], first_day=today, last_day=today + timedelta(40)
     )[therapist.pk]
     return free[0], free[-1]
@@ -147,7 +147,7 @@ def test_every_control_on_every_patient_form_can_be_seen_and_hit(
         patient=services.Patient(name="Pat", email="pat@example.com", phone="+12095550142"),
         language=language,
     )
-    token = services.manage_token(appointment)
+    token = links.manage_token(appointment)
     manage = f"{base}/book/manage/{token}/"
     page.goto(manage)
     assert_controls_visible(page, "manage", at_least=3)
