@@ -15,12 +15,13 @@ from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from simple_history.models import HistoricalRecords
 
+from clinic.i18n import language_name, other_languages
 from clinic.images import sanitise_upload
 
 WORDS_PER_MINUTE = 200
 # Articles are written in English; staff may add a version in each of these languages.
-ORIGINAL_LANGUAGE = "en"
-TRANSLATION_LANGUAGES = [("es", "Spanish")]
+ORIGINAL_LANGUAGE = settings.LANGUAGE_CODE
+TRANSLATION_LANGUAGES = [(code, language_name(code)) for code in other_languages()]
 
 
 def page_language(code=None):
@@ -370,7 +371,9 @@ class ArticleTranslation(models.Model):
         READY = "ready", "Ready (shown while the article is published)"
 
     article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="translations")
-    language = models.CharField(max_length=7, choices=TRANSLATION_LANGUAGES, default="es")
+    language = models.CharField(
+        max_length=7, choices=TRANSLATION_LANGUAGES, default=TRANSLATION_LANGUAGES[0][0]
+    )
     title = models.CharField(max_length=140)
     summary = models.CharField(
         max_length=300, help_text="One or two sentences for cards and search engines."

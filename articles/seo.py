@@ -16,7 +16,6 @@ def _person(author):
 
 
 # schema.org's inLanguage for the language of an article's text.
-IN_LANGUAGE = {"en": "en-US", "es": "es-US"}
 
 
 def article_jsonld(article, text=None):
@@ -32,7 +31,7 @@ def article_jsonld(article, text=None):
         "name": text.title,
         "headline": text.title,
         "description": text.summary,
-        "inLanguage": IN_LANGUAGE.get(text.language, text.language),
+        "inLanguage": f"{text.language}-{settings.LOCALE_REGION}",
         "author": _person(article.author),
         "about": [{"@type": "Thing", "name": topic.name} for topic in article.topics.all()],
         "citation": [

@@ -20,7 +20,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
-from clinic.templatetags.clinic_tags import money, tr
+from clinic.i18n import translated
+from clinic.templatetags.clinic_tags import money
 
 
 def appointment_uid(appointment):
@@ -65,7 +66,7 @@ def _description(appointment, profile):
     """Treatment, duration, price and therapist, then how to change it, in the active language."""
     service = appointment.service
     parts = [
-        tr(service, "name"),
+        translated(service, "name"),
         ngettext("%(minutes)s minute", "%(minutes)s minutes", service.duration_minutes)
         % {"minutes": service.duration_minutes},
     ]
@@ -133,7 +134,10 @@ def appointment_ics(appointment, *, sequence=0, cancelled=False, invitation=True
     event.add(
         "summary",
         _("%(service)s at %(clinic)s")
-        % {"service": tr(appointment.service, "name"), "clinic": clinic_name or _("the clinic")},
+        % {
+            "service": translated(appointment.service, "name"),
+            "clinic": clinic_name or _("the clinic"),
+        },
     )
     if profile:
         event.add("location", profile.address_line)

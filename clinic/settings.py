@@ -416,6 +416,8 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
 # never from a cookie or Accept-Language, so a page is the same for everyone at its address.
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("es", "Español")]
+# Where the clinic is: the region of its locales (og:locale es_US, schema.org inLanguage es-US).
+LOCALE_REGION = "US"
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # The clinic's own time zone, the one place it is named: pages, emails, beat schedules.
 TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles").strip()

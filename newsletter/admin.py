@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from articles.models import Article
+from clinic.i18n import field_name, translated_languages
 
 from . import services
 from .models import NewsletterIssue, Subscriber
@@ -118,7 +119,16 @@ class NewsletterIssueAdmin(admin.ModelAdmin):
     filter_horizontal = ["featured_articles"]
     change_form_template = "admin/newsletter/newsletterissue/change_form.html"
     change_list_template = "admin/newsletter/newsletterissue/change_list.html"
-    content_fields = ["subject", "body", "subject_es", "body_es", "featured_articles"]
+    content_fields = [
+        "subject",
+        "body",
+        *(
+            field_name(field, code)
+            for code in translated_languages(NewsletterIssue, "subject")
+            for field in ("subject", "body")
+        ),
+        "featured_articles",
+    ]
     progress_fields = ["status", "progress", "created_at", "sending_started_at", "sent_at"]
 
     def get_queryset(self, request):
@@ -191,8 +201,9 @@ class NewsletterIssueAdmin(admin.ModelAdmin):
 
     def preview_view(self, request, pk):
         """The issue exactly as it will arrive: the HTML part, or ?part=text for the text;
-        ?lang=es for the copy Spanish subscribers get."""
-        language = "es" if request.GET.get("lang") == "es" else settings.LANGUAGE_CODE
+        ?lang=<code> for the copy the subscribers reading that language get."""
+        asked = request.GET.get("lang", "")
+        language = asked if asked in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
         copy = services.preview_issue(issue=self._issue(request, pk), language=language)
         if request.GET.get("part") == "text":
             body = f"Subject: {copy['subject']}\n\n{copy['body_text']}"

@@ -8,6 +8,8 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic.i18n import field_name, language_name, site_language, translated_languages
+
 
 class SubscriberQuerySet(models.QuerySet):
     def confirmed(self):
@@ -182,16 +184,35 @@ class NewsletterIssue(models.Model):
         return self.status == self.Status.DRAFT
 
     def clean(self):
-        # Half a Spanish version would silently send the English issue to Spanish readers.
-        if bool(self.subject_es.strip()) != bool(self.body_es.strip()):
-            missing = "body_es" if self.subject_es.strip() else "subject_es"
-            raise ValidationError(
-                {missing: _("Give the Spanish version both a subject and a body, or neither.")}
-            )
+        # Half a translated version would silently send the original to its readers.
+        for language in translated_languages(self, "subject"):
+            subject = getattr(self, field_name("subject", language)).strip()
+            body = getattr(self, field_name("body", language)).strip()
+            if bool(subject) != bool(body):
+                missing = field_name("body" if subject else "subject", language)
+                message = _("Give the %(language)s version both a subject and a body, or neither.")
+                raise ValidationError({missing: message % {"language": language_name(language)}})
+
+    def has_version(self, language):
+        """Whether staff wrote the issue in `language` (subject and body), or it is the
+        site's own language."""
+        if site_language(language) == settings.LANGUAGE_CODE:
+            return True
+        if language not in translated_languages(self, "subject"):
+            return False
+        return bool(
+            getattr(self, field_name("subject", language)).strip()
+            and getattr(self, field_name("body", language)).strip()
+        )
 
     @property
-    def has_spanish(self):
-        return bool(self.subject_es.strip() and self.body_es.strip())
+    def versions(self):
+        """[(code, English name)] of the languages, besides the site's, it is written in."""
+        return [
+            (code, language_name(code))
+            for code in translated_languages(self, "subject")
+            if self.has_version(code)
+        ]
 
     @property
     def erased_count(self):

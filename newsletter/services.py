@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from articles.models import Article
 from articles.rendering import render_markdown
+from clinic.i18n import field_name, translated, translated_languages
 from clinic.locking import lock, require_transaction
 from clinic.mail import queue_email, queue_templated_email, write_bulk_emails
 from clinic.models import OutgoingEmail
@@ -276,8 +277,10 @@ def save_issue(*, issue):
             stored = next(iter(lock(NewsletterIssue.objects.filter(pk=issue.pk))), None)
             if stored is not None and not stored.is_draft:
                 raise IssueNotDraft
-        issue.body_html = render_markdown(issue.body)
-        issue.body_html_es = render_markdown(issue.body_es) if issue.body_es.strip() else ""
+        for language in [settings.LANGUAGE_CODE, *translated_languages(issue, "body_html")]:
+            body = getattr(issue, field_name("body", language))
+            html = render_markdown(body) if body.strip() else ""
+            setattr(issue, field_name("body_html", language), html)
         issue.full_clean()
         issue.save()
     return issue
@@ -291,13 +294,13 @@ def _absolute_links(html):
 def _render_issue(issue, language=None):
     """The issue's subject, text and HTML in `language`, with a mark for the unsubscribe link.
 
-    Spanish uses the issue's Spanish version; without one it is the English issue.
+    A language the issue was written in uses that version; any other gets the original.
     """
     language = language or settings.LANGUAGE_CODE
-    if language != settings.LANGUAGE_CODE and not (language == "es" and issue.has_spanish):
+    if not issue.has_version(language):
         language = settings.LANGUAGE_CODE
     with translation.override(language):
-        return _render_issue_in_active_language(issue, spanish=language == "es")
+        return _render_issue_in_active_language(issue, language)
 
 
 def _render_issue_versions(issue):
@@ -305,7 +308,7 @@ def _render_issue_versions(issue):
     return {code: _render_issue(issue, code) for code, _name in settings.LANGUAGES}
 
 
-def _render_issue_in_active_language(issue, *, spanish):
+def _render_issue_in_active_language(issue, language):
     from clinic.services import get_clinic_profile
 
     articles = [
@@ -322,9 +325,9 @@ def _render_issue_in_active_language(issue, *, spanish):
         "clinic": get_clinic_profile(),
         "site_url": settings.SITE_URL,
         "issue": issue,
-        "subject": issue.subject_es if spanish else issue.subject,
-        "body": issue.body_es if spanish else issue.body,
-        "body_html": _absolute_links(issue.body_html_es if spanish else issue.body_html),
+        "subject": translated(issue, "subject", language),
+        "body": translated(issue, "body", language),
+        "body_html": _absolute_links(translated(issue, "body_html", language)),
         "articles": articles,
         "unsubscribe_url": _UNSUBSCRIBE_MARK,
     }

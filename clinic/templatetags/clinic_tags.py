@@ -8,6 +8,8 @@ from django.urls import reverse, translate_url
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, override
 
+from clinic.i18n import translated
+
 register = template.Library()
 
 _ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
@@ -74,17 +76,10 @@ def other_languages(context):
     return links
 
 
-@register.filter
-def tr(obj, field):
-    """`field` of a record in the page's language: its `<field>_es` on a Spanish page when
-    staff wrote one, else the English (so a missing translation never leaves a gap)."""
-    if obj is None:
-        return ""
-    if (get_language() or "").startswith("es"):
-        spanish = getattr(obj, f"{field}_es", "")
-        if spanish:
-            return spanish
-    return getattr(obj, field, "")
+@register.filter(name="translated")
+def translated_field(obj, field):
+    """`field` of a record in the page's language (clinic.i18n.translated)."""
+    return translated(obj, field)
 
 
 @register.filter
@@ -103,3 +98,9 @@ def money(amount):
 def initials(name):
     """ "Maria Lopez" → "ML": stands in for a therapist's photo until staff add one."""
     return "".join(word[0] for word in str(name).split()[:2]).upper()
+
+
+@register.filter
+def og_locale(code):
+    """The Open Graph locale of a language code: "es" is "es_US" (settings.LOCALE_REGION)."""
+    return f"{code}_{settings.LOCALE_REGION}"
