@@ -1,17 +1,14 @@
 import re
-from datetime import timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from booking.models import Appointment
+from booking.models import with_booking_counts
 
 from . import services
 from .models import Article, ArticleRedirect, ArticleTranslation, Author, Reference, Topic
@@ -19,32 +16,6 @@ from .rendering import cited_numbers
 
 BOOKINGS_30_DAYS = "Booked in the last 30 days (not counting cancelled)"
 BOOKINGS_365_DAYS = "Booked in the last 365 days (not counting cancelled)"
-
-
-def _bookings_since(since):
-    """The active bookings an article brought that were made since `since`, as a subquery.
-
-    A subquery rather than Count() over a join: the list keeps no GROUP BY, so actions,
-    prefetches and the paginator's count see a plain queryset.
-    """
-    counted = (
-        Appointment.objects.active()
-        .filter(source_article=OuterRef("pk"), created_at__gte=since)
-        .order_by()
-        .values("source_article")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return Coalesce(Subquery(counted), 0)
-
-
-def with_booking_counts(articles, *, now):
-    """`articles` annotated with bookings_30 and bookings_365: the bookings each brought
-    (Appointment.source_article) made in the last 30 and 365 days, cancelled ones left out."""
-    return articles.annotate(
-        bookings_30=_bookings_since(now - timedelta(days=30)),
-        bookings_365=_bookings_since(now - timedelta(days=365)),
-    )
 
 
 # The bodies of the versions in other languages, as posted with the same change form.

@@ -37,10 +37,10 @@ BOOK_ONE = """
 from datetime import timedelta
 from django.utils import timezone
 from booking.models import Service, Therapist
-from booking.services import Patient, book_appointment
+from booking.services import PatientDetails, book_appointment
 service = Service.objects.get(slug="{service}")
 therapist = Therapist.objects.offering(service).first()
-patient = Patient(name="Lighthouse Bench", email="bench@example.com", phone="+12095550142")
+patient = PatientDetails(name="Lighthouse Bench", email="bench@example.com", phone="+12095550142")
 for days in range(2, 40):
     start = timezone.localtime(timezone.now() + timedelta(days=days)).replace(
         hour=15, minute=0, second=0, microsecond=0)

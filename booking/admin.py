@@ -12,13 +12,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from articles.admin import with_booking_counts
 from articles.models import Article
 from clinic import personal_data
 from clinic.forms import WeeklyIntervalFormSet
 
 from . import schedule
-from .models import Appointment, BookingRules, Service, Therapist, TimeOff, WorkingHours
+from .models import (
+    Appointment,
+    BookingRules,
+    Service,
+    Therapist,
+    TimeOff,
+    WorkingHours,
+    with_booking_counts,
+)
 from .personal_data import patient_appointments
 from .services import cancel_appointment, mark_attendance, validate_not_overlapping
 

@@ -116,9 +116,9 @@ class DetailsForm(forms.Form):
 
     def patient_details(self):
         """Who is booking, as book_appointment takes it."""
-        from .services import Patient
+        from .services import PatientDetails
 
-        return Patient(
+        return PatientDetails(
             name=self.cleaned_data["name"],
             email=self.cleaned_data["email"],
             phone=self.cleaned_data["phone"],

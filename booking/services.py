@@ -25,7 +25,10 @@ class SlotUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class Patient:
+class PatientDetails:
+    """Who is booking, as they typed it (there is no patient record: each appointment keeps
+    its own copy)."""
+
     name: str
     email: str
     phone: str
@@ -112,8 +115,13 @@ def book_appointment(
             with transaction.atomic():
                 appointment.save()
         except IntegrityError as exc:
-            if submission_key and "submission_key" in str(exc):
-                return Appointment.objects.get(submission_key=submission_key)
+            # Decided by what is stored, not by the error's wording: a concurrent submit of
+            # the same form committed first (its row is visible once our insert fails).
+            earlier = submission_key and (
+                Appointment.objects.filter(submission_key=submission_key).first()
+            )
+            if earlier:
+                return earlier
             raise SlotUnavailable(
                 _("Sorry, that time was just taken or is no longer free.")
             ) from exc

@@ -462,9 +462,9 @@ def at(next_monday):
 
 @pytest.fixture
 def patient():
-    from booking.services import Patient
+    from booking.services import PatientDetails
 
-    return Patient(name="Pat Example", email="pat@example.com", phone="+12095550142")
+    return PatientDetails(name="Pat Example", email="pat@example.com", phone="+12095550142")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from booking.models import Appointment, TimeOff
-from booking.services import Patient, book_appointment
+from booking.services import PatientDetails, book_appointment
 from clinic.models import Closure, OutgoingEmail
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def book(service, therapist, at):
             service=service,
             therapist=kwargs.pop("with_therapist", therapist),
             start=at(hour, minute, days=days),
-            patient=Patient(
+            patient=PatientDetails(
                 name=name,
                 email=f"{name.split()[0].lower()}@example.com",
                 phone="+12095550142",
@@ -292,7 +292,9 @@ def test_the_schedule_costs_the_same_queries_for_a_week_of_many_therapists_as_a_
                     service=service,
                     therapist=someone,
                     start=at((9, 10, 13, 14, 15)[n], days=day),
-                    patient=Patient(name=f"P{n}", email="p@example.com", phone="+12095550142"),
+                    patient=PatientDetails(
+                        name=f"P{n}", email="p@example.com", phone="+12095550142"
+                    ),
                 )
             TimeOff.objects.create(
                 therapist=someone, starts_at=at(16, days=day), ends_at=at(17, days=day)

@@ -18,7 +18,9 @@ RACERS = 30
 
 
 def someone(i):
-    return services.Patient(name=f"Racer {i}", email=f"racer{i}@example.com", phone="+12095550142")
+    return services.PatientDetails(
+        name=f"Racer {i}", email=f"racer{i}@example.com", phone="+12095550142"
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from booking import personal_data, services
 from booking.models import Appointment
-from booking.services import Patient, book_appointment
+from booking.services import PatientDetails, book_appointment
 from clinic import personal_data as site_data
 from clinic.models import OutgoingEmail
 from newsletter.models import Subscriber
@@ -37,7 +37,7 @@ def book(booking_rules, clinic, service, therapist, at):
             service=service,
             therapist=therapist,
             start=at(hour, days=days),
-            patient=Patient(name=name, email=email, phone="+12095550142", **extra),
+            patient=PatientDetails(name=name, email=email, phone="+12095550142", **extra),
         )
 
     return make

@@ -144,7 +144,7 @@ def test_every_control_on_every_patient_form_can_be_seen_and_hit(
         service=service,
         therapist=therapist,
         start=first,
-        patient=services.Patient(name="Pat", email="pat@example.com", phone="+12095550142"),
+        patient=services.PatientDetails(name="Pat", email="pat@example.com", phone="+12095550142"),
         language=language,
     )
     token = links.manage_token(appointment)

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from booking.models import TimeOff
-from booking.services import Patient, book_appointment
+from booking.services import PatientDetails, book_appointment
 from tests.e2e.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +26,9 @@ def test_staff_read_the_week_schedule_and_open_an_appointment(
             service=service,
             therapist=who,
             start=at(hour, days=days),
-            patient=Patient(name=name, email="p@example.com", phone="+12095550142", intake=intake),
+            patient=PatientDetails(
+                name=name, email="p@example.com", phone="+12095550142", intake=intake
+            ),
         )
     TimeOff.objects.create(
         therapist=omar, starts_at=at(9, days=3), ends_at=at(12, days=3), reason="Dentist"

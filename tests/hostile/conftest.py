@@ -25,12 +25,12 @@ settings.register_profile(
 @pytest.fixture
 def world(seeded, booking_rules, service, therapist, at):
     """The clinic as `make run` loads it, plus Maria's 60-minute massage and one booking."""
-    from booking.services import Patient, book_appointment
+    from booking.services import PatientDetails, book_appointment
 
     appointment = book_appointment(
         service=service,
         therapist=therapist,
         start=at(10),
-        patient=Patient(name="Pat Example", email="pat@example.com", phone="+12095550142"),
+        patient=PatientDetails(name="Pat Example", email="pat@example.com", phone="+12095550142"),
     )
     return appointment
