@@ -20,8 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
-from clinic.i18n import translated
-from clinic.templatetags.clinic_tags import money
+from clinic.i18n import money, translated
 
 
 def appointment_uid(appointment):

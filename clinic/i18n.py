@@ -5,7 +5,12 @@ Staff write each translatable field once per language: `name` in the site's lang
 settings.LANGUAGES. An empty translation reads as the original, so a missing one never
 leaves a gap. No language code is written here: switching a language on takes settings, a
 catalog (locale/<code>/) and, for the content staff write, its columns.
+
+Templates reach these through clinic_tags (|translated, |money); Python code imports them
+from here, never from a template tag library.
 """
+
+from decimal import Decimal
 
 from django.conf import settings
 from django.utils import translation
@@ -52,3 +57,14 @@ def translated(obj, field, language=None):
         return ""
     value = getattr(obj, field_name(field, language), "")
     return value or getattr(obj, field, "")
+
+
+def money(amount):
+    """A price in US dollars as patients read it in either language: "$90", "$92.50".
+
+    Not localised on purpose: Spanish speakers in the US write dollars with a decimal point.
+    """
+    if amount is None or amount == "":
+        return ""
+    amount = Decimal(amount)
+    return f"${amount:,.0f}" if amount == amount.to_integral_value() else f"${amount:,.2f}"

@@ -1,5 +1,4 @@
 import json
-from decimal import Decimal
 
 from django import template
 from django.conf import settings
@@ -8,7 +7,7 @@ from django.urls import reverse, translate_url
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, override
 
-from clinic.i18n import translated
+from clinic.i18n import money, translated
 
 register = template.Library()
 
@@ -82,16 +81,7 @@ def translated_field(obj, field):
     return translated(obj, field)
 
 
-@register.filter
-def money(amount):
-    """A price in US dollars as patients read it in either language: "$90", "$92.50".
-
-    Not localised on purpose: Spanish speakers in the US write dollars with a decimal point.
-    """
-    if amount is None or amount == "":
-        return ""
-    amount = Decimal(amount)
-    return f"${amount:,.0f}" if amount == amount.to_integral_value() else f"${amount:,.2f}"
+register.filter("money", money)
 
 
 @register.filter

@@ -83,3 +83,12 @@ def test_the_newsletter_sends_the_original_issue_to_third_language_readers(third
     assert [code for code, _name in issue.versions] == ["es"]
     assert preview_issue(issue=issue, language="xx")["subject"] == "Spring news"
     assert preview_issue(issue=issue, language="es")["subject"] == "Noticias"
+
+
+def test_code_reads_fields_through_the_domain_function_never_a_template_filter():
+    from tests.clinic.test_personal_data import imported_modules
+
+    ours = ("booking", "newsletter", "articles", "clinic")
+    for package in ours:
+        tags = {m for m in imported_modules(package) if m.startswith(ours) and ".templatetags" in m}
+        assert tags == set(), package
