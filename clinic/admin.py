@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from . import mail
 from .forms import WeeklyIntervalFormSet
+from .i18n import field_name, other_languages
 from .models import ClinicProfile, Closure, OpeningHours, OutgoingEmail
 
 
@@ -16,12 +17,25 @@ class ClosureInline(admin.TabularInline):
     extra = 0
 
 
+def _in_every_language(*fields):
+    """Each field, then its column in each other language of settings.LANGUAGES."""
+    return [
+        *fields,
+        *(
+            field_name(field, code)
+            for code in other_languages()
+            for field in fields
+            if hasattr(ClinicProfile, field_name(field, code))
+        ),
+    ]
+
+
 @admin.register(ClinicProfile)
 class ClinicProfileAdmin(admin.ModelAdmin):
     inlines = [OpeningHoursInline, ClosureInline]
     fieldsets = [
-        (None, {"fields": ["name", "tagline", "introduction", "tagline_es", "introduction_es"]}),
-        ("Before your visit", {"fields": ["before_visit", "before_visit_es"]}),
+        (None, {"fields": ["name", *_in_every_language("tagline", "introduction")]}),
+        ("Before your visit", {"fields": _in_every_language("before_visit")}),
         ("Contact", {"fields": ["phone", "email"]}),
         (
             "Address",
