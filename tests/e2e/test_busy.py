@@ -44,8 +44,10 @@ def test_a_busy_booking_keeps_the_form_and_a_busy_cancel_says_try_again(
     email = OutgoingEmail.objects.filter(to=["pat@example.com"]).first()
     link = re.search(r"\S+/book/manage/\S+", email.body_text).group(0)
     page.goto(link.replace(settings.SITE_URL, live_server.url))
+    page.get_by_role("link", name="Cancel this appointment").click()
+    page.wait_for_url("**/cancel/")
     monkeypatch.setattr(services, "cancel_appointment", busy)
-    page.get_by_role("button", name="Cancel this appointment").click()
+    page.get_by_role("button", name="Yes, cancel my appointment").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Busy, please try again")
     check_page("busy")
     assert Appointment.objects.get().is_active
