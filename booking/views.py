@@ -42,6 +42,9 @@ BOOKED_COOKIE = "booked"
 BOOKED_SALT = "booking.views.booked"
 BOOKED_KEEP = 5
 BOOKED_SECONDS = 24 * 60 * 60
+# A lock wait that timed out is someone else's booking of the same therapist: seconds, not
+# minutes, before trying again is worth it (clinic.views.busy says the same).
+BUSY_RETRY_AFTER = "5"
 
 
 def booking_rate(group, request):
@@ -462,9 +465,11 @@ def _book(request, availability, start, context):
         )
     except Busy:
         # Nothing was booked; the same submission key makes sending it again safe.
-        return render(
+        busy = render(
             request, "booking/details.html", {**context, "form": form, "busy": True}, status=503
         )
+        busy["Retry-After"] = BUSY_RETRY_AFTER
+        return busy
     except services.SlotUnavailable as exc:
         fresh = availability.nearby(chosen)
         # What they typed, shown again without errors; the time is theirs to pick anew.

@@ -292,9 +292,11 @@ def test_a_lock_held_past_lock_timeout_answers_503_with_the_booking_kept(
                 "SELECT id FROM booking_therapist WHERE id = %s FOR UPDATE", [therapist.pk]
             )
         response, seconds = timed(visitor.post, url, data)
-        assert_please_call(response, seconds)
+        # A row held past lock_timeout is someone else's write, not an outage: the lock
+        # helper's "Busy, please try again" (503), the details form still filled in.
+        page = assert_please_call(response, seconds, heading="Busy, please try again")
         assert seconds >= PRODUCTION_LOCK_TIMEOUT
-        assert typed_back(response.content.decode())["name"] == "Lockie Waits"
+        assert 'value="Lockie Waits"' in page
     finally:
         holder.rollback()
         holder.close()

@@ -98,7 +98,7 @@ def test_the_patient_is_told_busy_with_everything_typed_kept(
     data = form_data(client, url, name="Pat Busy", notes="Right shoulder")
     with held(Therapist, therapist.pk):
         response = client.post(url, data)
-    assert response.status_code == 503
+    assert response.status_code == 503 and response["Retry-After"] == "5"
     page = response.content.decode()
     assert "Busy, please try again" in page
     assert 'value="Pat Busy"' in page and "Right shoulder" in page
