@@ -56,20 +56,20 @@ BEFORE_VISIT = {
         "Wear something loose and comfortable, such as shorts and a T-shirt or tank top: "
         "much of our work can be done through it. We always leave you covered, and you "
         "undress only as far as you are comfortable.\n\n"
-        "Park for free in the lot in front of the building; two accessible spaces are next "
-        "to the door.\n\n"
-        "The entrance is on the ground floor with no steps, the door is 36 inches wide, and "
-        "our table can be lowered. Tell us when you book if you need any other help."
+        "Parking and the way in: ask us when you book, or call before your first visit, and "
+        "we will tell you where to park and how to find Suite J.\n\n"
+        "If you use a wheelchair or walker, or steps are hard for you, tell us when you book "
+        "so we can have the room and the table ready for you."
     ),
     "before_visit_es": (
         "Llegue de 5 a 10 minutos antes, para repasar sus respuestas y empezar a la hora.\n\n"
         "Traiga o póngase ropa holgada y cómoda, como pantalón corto y camiseta: buena parte "
         "del trabajo se puede hacer sobre ella. Siempre queda cubierto o cubierta, y solo se "
         "quita la ropa que le resulte cómodo.\n\n"
-        "Puede estacionar gratis en el lote frente al edificio; junto a la puerta hay dos "
-        "espacios accesibles.\n\n"
-        "La entrada está en la planta baja, sin escalones; la puerta mide 36 pulgadas (91 cm) "
-        "de ancho y la camilla se puede bajar. Si necesita otra ayuda, díganoslo al reservar."
+        "Estacionamiento y acceso: pregúntenos al reservar, o llámenos antes de su primera "
+        "visita, y le diremos dónde estacionar y cómo llegar a la Suite J.\n\n"
+        "Si usa silla de ruedas o andador, o le cuestan los escalones, díganoslo al reservar "
+        "para tener la sala y la camilla listas para usted."
     ),
 }
 
