@@ -406,11 +406,12 @@ def details(request, service, therapist, day, at):
 
 def _details_form(request, availability, start, context):
     """The details form for `start`, or 409 with free times near it when it is not free."""
+    # Back from the confirmation: their own booking, whether or not (with "no preference")
+    # another therapist is still free then; never a blank form to book it twice.
+    mine = _just_booked(request, context["service"], context["therapist"], start)
+    if mine:
+        return make_private(render(request, "booking/booked.html", {"appointment": mine}))
     if not availability.is_free(start):
-        mine = _just_booked(request, context["service"], context["therapist"], start)
-        if mine:
-            # Back from the confirmation: their own booking, not a time "not free".
-            return make_private(render(request, "booking/booked.html", {"appointment": mine}))
         carry = context["carry"]
         nearby = availability.nearby(start)
         return _unavailable(

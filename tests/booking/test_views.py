@@ -213,6 +213,20 @@ def test_back_to_a_no_preference_time_just_booked_says_so(client, at):
     assert "You have booked this time" in page and booked["Location"] in page
 
 
+def test_back_to_a_no_preference_time_another_therapist_still_has_says_so(
+    client, at, make_therapist
+):
+    make_therapist("Omar Haddad")  # so the time stays free with somebody after booking it
+    url = details_url(None, at(10))
+    booked = client.post(url, form_data(client, url))
+    back = client.get(url)
+    page = back.content.decode()
+    assert "You have booked this time" in page and booked["Location"] in page
+    assert 'name="submission_key"' not in page  # no blank form to book it a second time
+    assert Appointment.objects.count() == 1
+    assert Client().get(url).status_code == 200  # anyone else may still book it
+
+
 def test_a_taken_time_gets_409_with_everything_typed_kept_and_fresh_times(
     client, therapist, at, patient
 ):
