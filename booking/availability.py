@@ -104,14 +104,17 @@ class OutsideBookingWindow(ValueError):
 
 
 def day_state(day, *, today, last_day, free, worked, closed):
-    """What the month says about one day, in words as well as colour: free, past, fully
-    booked, closed (nobody works then, or a clinic closure) or not bookable yet."""
+    """What the month says about one day, in words as well as colour: free, past, done (today,
+    nothing left), full (no free time left), closed (nobody works then, or a clinic closure)
+    or not bookable yet."""
     if day < today:
         return "past"
     if day > last_day:
         return "later"
     if free:
         return "free"
+    if day == today:
+        return "done"  # the rest of today is past or too soon to book
     if day.weekday() not in worked or any(first <= day <= last for first, last in closed):
         return "closed"
     return "full"
@@ -160,7 +163,10 @@ class Availability:
             rules=self.rules,
             ignoring=self.ignoring,
         )
-        return list(slots.merge_therapists(free))
+        starts = slots.merge_therapists(free)
+        if self.ignoring is not None:  # its own time is no time to move to
+            return [start for start in starts if start != self.ignoring.starts_at]
+        return list(starts)
 
     def check_day(self, day):
         """Raise OutsideBookingWindow for a day that cannot be booked online."""

@@ -570,6 +570,16 @@ def _manage_context(appointment, token, **extra):
     }
 
 
+def _cannot_move(request, appointment, token):
+    """The answer for a visit that cannot be moved online now (cancelled: its own page; past
+    the cut-off: "too late"), or None when it can."""
+    if not appointment.is_active:
+        return redirect("booking:manage", token=token)
+    if not services.can_change_online(appointment):
+        return _too_late(request, token)
+    return None
+
+
 def _moving(appointment):
     """The free times `appointment` may move to: its therapist and treatment, its own time
     counted as free."""
@@ -622,8 +632,8 @@ def cancel(request, token):
 @private_page
 def reschedule_day(request, token):
     appointment = _appointment_for_link(token)
-    if not services.can_change_online(appointment):
-        return _too_late(request, token)
+    if refused := _cannot_move(request, appointment, token):
+        return refused
 
     def day_url(day):
         return reverse("booking:reschedule_time", args=[token, day])
@@ -650,8 +660,8 @@ def reschedule_day(request, token):
 @private_page
 def reschedule_time(request, token, day):
     appointment = _appointment_for_link(token)
-    if not services.can_change_online(appointment):
-        return _too_late(request, token)
+    if refused := _cannot_move(request, appointment, token):
+        return refused
     availability = _moving(appointment)
     calendar_url = reverse("booking:reschedule", args=[token])
     try:
@@ -678,12 +688,25 @@ def reschedule_time(request, token, day):
 @private_page
 def reschedule_confirm(request, token, day, at):
     appointment = _appointment_for_link(token)
+    if refused := _cannot_move(request, appointment, token):
+        return refused
     availability = _moving(appointment)
     calendar_url = reverse("booking:reschedule", args=[token])
     try:
         start = availability.start_on(day, at)
     except OutsideBookingWindow:
         return _outside_window(request, availability, back_url=calendar_url)
+    if start == appointment.starts_at:
+        if request.method == "POST":  # a double-clicked move, already done: its own page
+            return redirect("booking:manage", token=token)
+        # Not a move (Back after moving, or a typed address): say so.
+        return _unavailable(
+            request,
+            _("That is already the time of your appointment."),
+            status=409,
+            back_url=calendar_url,
+            back_label=_("Choose another time"),
+        )
     if request.method == "POST":
         try:
             services.reschedule_appointment(appointment=appointment, start=start)
@@ -699,8 +722,6 @@ def reschedule_confirm(request, token, day, at):
             )
         messages.success(request, _("Your appointment has moved. We have emailed you."))
         return redirect("booking:manage", token=token)
-    if not services.can_change_online(appointment):
-        return _too_late(request, token)
     if not availability.is_free(start):
         return _unavailable(
             request,
@@ -714,5 +735,7 @@ def reschedule_confirm(request, token, day, at):
         token,
         new_start=start,
         new_zone_name=_zone_name(start),
+        # Inside the cut-off the moved visit could not be changed online again: say so first.
+        short_notice=availability.now > availability.rules.online_change_closes(start),
     )
     return render(request, "booking/reschedule_confirm.html", context)

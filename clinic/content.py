@@ -51,25 +51,25 @@ PROFILE_ES = {
 # What a new patient asks before coming; filled only where staff left it blank.
 BEFORE_VISIT = {
     "before_visit": (
-        "Please come 5 to 10 minutes early so we can go over your answers and start on "
-        "time.\n\n"
+        "Please come 5 to 10 minutes early, so we can talk about what brings you in and start "
+        "on time.\n\n"
         "Wear something loose and comfortable, such as shorts and a T-shirt or tank top: "
         "much of our work can be done through it. We always leave you covered, and you "
         "undress only as far as you are comfortable.\n\n"
-        "Parking and the way in: ask us when you book, or call before your first visit, and "
-        "we will tell you where to park and how to find Suite J.\n\n"
-        "If you use a wheelchair or walker, or steps are hard for you, tell us when you book "
-        "so we can have the room and the table ready for you."
+        "Parking and the way in: call us before your first visit and we will tell you where "
+        "to park and how to find Suite J.\n\n"
+        "If you use a wheelchair or walker, or steps are hard for you, let us know before "
+        "your visit so we can have the room and the table ready for you."
     ),
     "before_visit_es": (
-        "Llegue de 5 a 10 minutos antes, para repasar sus respuestas y empezar a la hora.\n\n"
+        "Llegue de 5 a 10 minutos antes, para hablar de lo que le trae y empezar a la hora.\n\n"
         "Traiga o póngase ropa holgada y cómoda, como pantalón corto y camiseta: buena parte "
         "del trabajo se puede hacer sobre ella. Siempre queda cubierto o cubierta, y solo se "
         "quita la ropa que le resulte cómodo.\n\n"
-        "Estacionamiento y acceso: pregúntenos al reservar, o llámenos antes de su primera "
-        "visita, y le diremos dónde estacionar y cómo llegar a la Suite J.\n\n"
-        "Si usa silla de ruedas o andador, o le cuestan los escalones, díganoslo al reservar "
-        "para tener la sala y la camilla listas para usted."
+        "Estacionamiento y acceso: llámenos antes de su primera visita y le diremos dónde "
+        "estacionar y cómo llegar a la Suite J.\n\n"
+        "Si usa silla de ruedas o andador, o le cuestan los escalones, avísenos antes de su "
+        "visita para tener la sala y la camilla listas para usted."
     ),
 }
 

@@ -138,7 +138,7 @@ def test_moving_to_a_taken_or_past_time_is_refused_and_changes_nothing(
 
 
 def test_the_reschedule_calendar_offers_the_same_therapists_free_days(
-    client, appointment, token, next_monday
+    client, appointment, token, next_monday, at
 ):
     page = client.get(reverse("booking:reschedule", args=[token]) + f"?month={next_monday:%Y-%m}")
     assert page.status_code == 200
@@ -146,7 +146,55 @@ def test_the_reschedule_calendar_offers_the_same_therapists_free_days(
     times = client.get(
         reverse("booking:reschedule_time", args=[token, next_monday])
     ).content.decode()
-    assert move_url(token, appointment.starts_at) in times  # its own time counts as free
+    assert move_url(token, at(10, 30)) in times  # its own time counts as free to overlap...
+    assert move_url(token, appointment.starts_at) not in times  # ...but is no time to move to
+
+
+def test_the_visits_own_time_is_not_a_move(client, appointment, token):
+    page = client.get(move_url(token, appointment.starts_at))
+    assert page.status_code == 409
+    assert "already the time of your appointment" in page.content.decode()
+    assert client.post(move_url(token, appointment.starts_at)).status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.sequence == 0
+    assert not OutgoingEmail.objects.filter(subject__startswith="Moved to").exists()
+
+
+def test_a_cancelled_visits_move_pages_lead_back_to_it(client, appointment, token, at):
+    services.cancel_appointment(appointment=appointment, reason="")
+    for url in [
+        reverse("booking:reschedule", args=[token]),
+        reverse("booking:reschedule_time", args=[token, at(14).date()]),
+        move_url(token, at(14)),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"] == manage(token), url
+    assert client.post(move_url(token, at(14))).status_code == 302
+    appointment.refresh_from_db()
+    assert appointment.status == "cancelled" and appointment.starts_at == at(10)
+
+
+def test_moving_to_a_time_inside_the_cut_off_says_it_cannot_be_changed_again(
+    client, booking_rules, clinic, therapist, service, patient
+):
+    from datetime import datetime
+
+    zone = timezone.get_default_timezone()
+    booking_rules.cancel_cutoff_hours = 48
+    booking_rules.save()
+    with time_machine.travel(datetime(2027, 3, 1, 8, 0, tzinfo=zone), tick=False):  # a Monday
+        visit = services.book_appointment(
+            service=service,
+            therapist=therapist,
+            start=datetime(2027, 3, 5, 10, 0, tzinfo=zone),  # Friday: changeable online
+            patient=patient,
+        )
+        token = links.manage_token(visit)
+        soon = client.get(move_url(token, datetime(2027, 3, 2, 14, 0, tzinfo=zone)))
+        later = client.get(move_url(token, datetime(2027, 3, 4, 14, 0, tzinfo=zone)))
+    assert soon.status_code == 200 and later.status_code == 200
+    assert "cannot be moved or cancelled online again" in soon.content.decode()
+    assert "cannot be moved or cancelled online again" not in later.content.decode()
 
 
 def test_after_the_cutoff_the_page_shows_the_phone_and_a_late_post_is_refused(

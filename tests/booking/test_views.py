@@ -365,8 +365,8 @@ def test_days_without_free_times_say_in_words_whether_past_fully_booked_or_close
         url = reverse("booking:day", args=["massage-60", therapist.slug])
         cells = _day_cells(client.get(url).content.decode())
     assert "past" in cells[3] and "full" not in cells[3]  # Tuesday, before today
-    assert "fully booked" in cells[5] and cells[5].startswith("full")  # seen, not just heard
-    assert "closed" in cells[7] and "fully booked" not in cells[7]  # Saturday: nobody works
+    assert "no free time left" in cells[5] and cells[5].startswith("full")  # seen and heard
+    assert "closed" in cells[7] and "full" not in cells[7]  # Saturday: nobody works
     assert "closed" in cells[9]  # a clinic closure
     assert "free time" in cells[6]  # Friday: open and free
     assert "past" not in cells[5]
@@ -376,3 +376,13 @@ def test_the_phone_field_says_its_type_once(client, therapist, at):
     page = client.get(details_url(therapist, at(10))).content.decode()
     tag = re.search(r'<input[^>]*name="phone"[^>]*>', page).group(0)
     assert re.findall(r"\stype=", tag) == [" type="] and 'type="tel"' in tag
+
+
+def test_today_with_nothing_left_to_book_is_not_called_full(client, therapist):
+    # Wednesday 4 March 2026, 16:30: the last hour of the day is inside the notice.
+    with time_machine.travel(_frozen(datetime(2026, 3, 4, 16, 30)), tick=False):
+        page = client.get(reverse("booking:day", args=["massage-60", therapist.slug]))
+    cells = _day_cells(page.content.decode())
+    assert "no more times today" in cells[4]
+    assert "full" not in cells[4]
+    assert "free time" in cells[5]  # Thursday is bookable
