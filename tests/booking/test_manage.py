@@ -182,6 +182,8 @@ def test_moving_to_a_time_inside_the_cut_off_says_it_cannot_be_changed_again(
     zone = timezone.get_default_timezone()
     booking_rules.cancel_cutoff_hours = 48
     booking_rules.save()
+    service.price = 90
+    service.save()
     with time_machine.travel(datetime(2027, 3, 1, 8, 0, tzinfo=zone), tick=False):  # a Monday
         visit = services.book_appointment(
             service=service,
@@ -193,6 +195,8 @@ def test_moving_to_a_time_inside_the_cut_off_says_it_cannot_be_changed_again(
         soon = client.get(move_url(token, datetime(2027, 3, 2, 14, 0, tzinfo=zone)))
         later = client.get(move_url(token, datetime(2027, 3, 4, 14, 0, tzinfo=zone)))
     assert soon.status_code == 200 and later.status_code == 200
+    assert "60 minutes" in later.content.decode()  # what is being moved, and its price
+    assert "$90" in later.content.decode()
     assert "cannot be moved or cancelled online again" in soon.content.decode()
     assert "cannot be moved or cancelled online again" not in later.content.decode()
 
