@@ -23,6 +23,7 @@ from .models import (
     Service,
     Therapist,
     TimeOff,
+    WaitlistEntry,
     WorkingHours,
     with_booking_counts,
 )
@@ -524,3 +525,15 @@ class AppointmentAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
         return redirect("admin:booking_appointment_changelist")
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(admin.ModelAdmin):
+    """The waitlist by day and treatment; staff remove an entry or contact its patient."""
+
+    list_display = ["name", "service", "therapist", "first_day", "last_day", "state", "joined_at"]
+    list_filter = ["state", "service", "therapist"]
+    date_hierarchy = "first_day"
+    search_fields = ["name", "email", "phone"]
+    ordering = ["first_day", "service", "joined_at"]
+    readonly_fields = ["joined_at"]

@@ -509,3 +509,97 @@ def with_booking_counts(articles, *, now):
         bookings_30=_bookings_since(now - timedelta(days=30)),
         bookings_365=_bookings_since(now - timedelta(days=365)),
     )
+
+
+# --- the waitlist: patients asking to be told when a time that suits them frees up ------
+class WaitlistEntryQuerySet(models.QuerySet):
+    def waiting(self):
+        """Entries still asking to be told: not left, not booked, not past their last day."""
+        return self.filter(state=WaitlistEntry.State.WAITING)
+
+    def for_email(self, email):
+        return self.filter(email__iexact=email)
+
+
+class WaitlistEntry(models.Model):
+    """A patient's wish to be told when a time suits: a treatment, a therapist or any, a
+    date range (or some days of it), and parts of the day. Matched by booking.waitlist."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", _("Waiting")
+        BOOKED = "booked", _("Booked")
+        LEFT = "left", _("Left the list")
+        EXPIRED = "expired", _("Expired")
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="waitlist")
+    # Empty means "any therapist who offers the treatment".
+    therapist = models.ForeignKey(
+        Therapist,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="waitlist",
+        verbose_name=_("therapist"),
+    )
+    first_day = models.DateField(_("from"))
+    last_day = models.DateField(_("until"))
+    # Some days of the range only (ISO dates); empty means every day of it.
+    days = models.JSONField(_("only these days"), default=list, blank=True)
+    morning = models.BooleanField(_("morning"), default=False)
+    afternoon = models.BooleanField(_("afternoon"), default=False)
+    evening = models.BooleanField(_("evening"), default=False)
+    name = models.CharField(_("name"), max_length=120)
+    email = models.EmailField(_("email"), max_length=254)
+    phone = PhoneNumberField(_("phone"), region="US", blank=True)
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
+    )
+    joined_at = models.DateTimeField(_("joined"), default=timezone.now)
+    state = models.CharField(
+        _("state"), max_length=10, choices=State.choices, default=State.WAITING
+    )
+
+    objects = WaitlistEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["joined_at", "pk"]
+        verbose_name = _("waitlist entry")
+        verbose_name_plural = _("waitlist")
+        indexes = [
+            models.Index(fields=["state", "service", "last_day"], name="waitlist_waiting"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(last_day__gte=F("first_day")), name="waitlist_range_in_order"
+            ),
+            models.CheckConstraint(
+                condition=Q(morning=True) | Q(afternoon=True) | Q(evening=True),
+                name="waitlist_some_part_of_day",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name}: {self.service} {self.first_day:%b %-d}–{self.last_day:%b %-d}"
+
+    @property
+    def parts(self):
+        return frozenset(
+            part for part in ("morning", "afternoon", "evening") if getattr(self, part)
+        )
+
+    def for_matching(self):
+        """This entry as booking.waitlist's pure Wish (no ORM there)."""
+        from datetime import date
+
+        from .waitlist import Wish
+
+        return Wish(
+            entry_id=self.pk,
+            service_id=self.service_id,
+            therapist_id=self.therapist_id,
+            first_day=self.first_day,
+            last_day=self.last_day,
+            days=frozenset(date.fromisoformat(day) for day in self.days),
+            parts=self.parts,
+            joined_at=self.joined_at,
+        )
