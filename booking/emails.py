@@ -11,7 +11,7 @@ from clinic.locking import require_transaction
 from clinic.mail import queue_templated_email
 
 from .calendar import appointment_ics, calendar_mimetype
-from .links import links_in
+from .links import leave_waitlist_url, links_in
 
 
 def _clinic_address():
@@ -88,4 +88,16 @@ def write_confirmation_emails(appointment, *, can_change):
         template="booking/clinic_notice",
         context={"appointment": appointment, **links_in(appointment, settings.LANGUAGE_CODE)},
         language=settings.LANGUAGE_CODE,
+    )
+
+
+def write_waitlist_joined_email(entry):
+    """The patient's confirmation that they are on the waitlist, in their language, with the
+    link to leave it. Must run inside the joining's transaction."""
+    require_transaction()
+    queue_templated_email(
+        to=entry.email,
+        template="booking/waitlist_joined",
+        context={"entry": entry, "leave_url": leave_waitlist_url(entry)},
+        language=entry.language,
     )

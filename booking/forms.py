@@ -134,3 +134,58 @@ class CancelForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
+
+
+class WaitlistForm(forms.Form):
+    """Joining the waitlist: which days and parts of the day would suit, and who to tell."""
+
+    PARTS = [
+        ("morning", _("Morning (before noon)")),
+        ("afternoon", _("Afternoon (noon to 5 PM)")),
+        ("evening", _("Evening (from 5 PM)")),
+    ]
+
+    first_day = forms.DateField(
+        label=_("First day that suits you"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"invalid": _("Enter a date like 2027-03-01.")},
+    )
+    last_day = forms.DateField(
+        label=_("Last day that suits you"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("The same day as above for one day only."),
+        error_messages={"invalid": _("Enter a date like 2027-03-01.")},
+    )
+    parts = forms.MultipleChoiceField(
+        label=_("Which parts of the day suit you?"),
+        choices=PARTS,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": _("Choose at least one part of the day.")},
+    )
+    name = forms.CharField(label=_("Your name"), max_length=120)
+    email = forms.EmailField(
+        label=_("Email"), max_length=254, help_text=_("We write here when a time frees up.")
+    )
+    phone = PhoneNumberField(label=_("Phone"), region="US")
+
+    def __init__(self, *args, first_allowed, last_allowed, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.first_allowed, self.last_allowed = first_allowed, last_allowed
+
+    def clean(self):
+        cleaned = super().clean()
+        first, last = cleaned.get("first_day"), cleaned.get("last_day")
+        if first and first < self.first_allowed:
+            self.add_error("first_day", _("Choose a day from today on."))
+        if last and last > self.last_allowed:
+            self.add_error(
+                "last_day",
+                _("Online booking is open up to %(day)s.") % {"day": self.last_allowed.isoformat()},
+            )
+        if first and last and last < first:
+            self.add_error("last_day", _("The last day cannot be before the first."))
+        return cleaned
+
+
+class LeaveWaitlistForm(forms.Form):
+    """Nothing to fill in: the signed link says who; the button is the POST that leaves."""

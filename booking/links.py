@@ -60,3 +60,34 @@ def links_in(appointment, language):
             "confirmation_url": confirmation_url(appointment),
             "manage_url": manage_url(appointment),
         }
+
+
+LEAVE_WAITLIST_SALT = "booking.waitlist.leave"
+
+
+def leave_waitlist_token(entry):
+    """A signed token for an entry's "leave the list" link (no login, tamper-proof)."""
+    return signing.dumps(entry.pk, salt=LEAVE_WAITLIST_SALT)
+
+
+def waitlist_entry_for_token(token):
+    """The waitlist entry a leave token names, or None for a wrong or tampered token."""
+    from .models import WaitlistEntry
+
+    if len(token) > 200:
+        return None
+    try:
+        pk = signing.loads(token, salt=LEAVE_WAITLIST_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(pk, int):
+        return None
+    return WaitlistEntry.objects.select_related("service", "therapist").filter(pk=pk).first()
+
+
+def leave_waitlist_url(entry):
+    """The entry's leave link, to the page in the entry's language."""
+    with translation.override(entry.language):
+        return settings.SITE_URL + reverse(
+            "booking:leave_waitlist", kwargs={"token": leave_waitlist_token(entry)}
+        )

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from clinic.locking import lock
 from clinic.personal_data import PersonalData, isoformat, months_before, register
 
-from .models import Appointment
+from .models import Appointment, WaitlistEntry
 
 ANONYMOUS_NAME = "Anonymised"
 ANONYMOUS_EMAIL = "anonymised@example.invalid"
@@ -168,3 +168,70 @@ class Appointments(PersonalData):
             "intake_cleared": clear_old_intake(now=now),
             "anonymised": anonymise_old_appointments(now=now),
         }
+
+
+# A waitlist entry is kept this long after its last day (staff's "filled from the waitlist"
+# count reads it), then deleted.
+WAITLIST_KEEP_DAYS = 30
+
+
+def expire_waitlist_entries(*, now=None):
+    """Entries whose last day has passed stop waiting; entries that ended WAITLIST_KEEP_DAYS
+    ago or more are deleted. Returns (expired, deleted); safe to run twice."""
+    today = timezone.localdate(now or timezone.now())
+    expired = (
+        WaitlistEntry.objects.waiting()
+        .filter(last_day__lt=today)
+        .update(state=WaitlistEntry.State.EXPIRED)
+    )
+    deleted, _per_model = WaitlistEntry.objects.filter(
+        last_day__lt=today - timedelta(days=WAITLIST_KEEP_DAYS)
+    ).delete()
+    return expired, deleted
+
+
+@register
+class Waitlist(PersonalData):
+    """Each waitlist entry made with the address: who to tell, and what would suit them."""
+
+    key = "waitlist"
+    erased_label = "{} waitlist entry(ies) deleted"
+    summary_template = "admin/booking/_personal_data_waitlist.html"
+    erase_template = "admin/booking/_personal_data_waitlist_erase.html"
+    order = 11
+
+    def _entries(self, email):
+        return WaitlistEntry.objects.for_email(email.strip()).select_related("service", "therapist")
+
+    def summary(self, email, *, now):
+        return {"waitlist": list(self._entries(email))}
+
+    def export(self, email):
+        return [
+            {
+                "service": entry.service.name,
+                "therapist": entry.therapist.name if entry.therapist else None,
+                "first_day": entry.first_day.isoformat(),
+                "last_day": entry.last_day.isoformat(),
+                "days": entry.days,
+                "parts_of_day": sorted(entry.parts),
+                "name": entry.name,
+                "email": entry.email,
+                "phone": str(entry.phone),
+                "language": entry.language,
+                "joined_at": isoformat(entry.joined_at),
+                "state": entry.state,
+            }
+            for entry in self._entries(email).order_by("joined_at", "pk")
+        ]
+
+    def lock(self, email):
+        lock(self._entries(email).values_list("pk", flat=True))
+
+    def erase(self, email, *, now):
+        deleted, _per_model = self._entries(email).delete()
+        return deleted
+
+    def apply_retention(self, *, now):
+        expired, deleted = expire_waitlist_entries(now=now)
+        return {"waitlist_expired": expired, "waitlist_deleted": deleted}

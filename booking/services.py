@@ -16,8 +16,8 @@ from django.utils.translation import gettext as _
 from clinic.locking import lock
 
 from . import availability
-from .emails import write_change_emails, write_confirmation_emails
-from .models import Appointment, BookingRules, Service, Therapist
+from .emails import write_change_emails, write_confirmation_emails, write_waitlist_joined_email
+from .models import Appointment, BookingRules, Service, Therapist, WaitlistEntry
 
 
 class SlotUnavailable(Exception):
@@ -278,4 +278,44 @@ def validate_not_overlapping(*, appointment):
                 "when": f"{local:%a %b %-d, %H:%M}",
                 "until": f"{timezone.localtime(clash.blocked_until):%H:%M}",
             }
+        )
+
+
+def join_waitlist(
+    *, service, therapist, first_day, last_day, parts, name, email, phone, language, now=None
+):
+    """Put a patient on the waitlist and queue their confirmation email; returns the entry.
+
+    The same person asking again for the same treatment and therapist updates their waiting
+    entry (keeping their place in line) instead of adding a second one, and is sent the same
+    confirmation, so the answer says nothing about whether the address was already listed.
+    """
+    now = now or timezone.now()
+    parts = set(parts)
+    with transaction.atomic():
+        existing = lock(
+            WaitlistEntry.objects.waiting()
+            .for_email(email)
+            .filter(service=service, therapist=therapist)
+            .order_by("joined_at", "pk")[:1]
+        )
+        entry = existing[0] if existing else WaitlistEntry(service=service, therapist=therapist)
+        entry.first_day, entry.last_day = first_day, last_day
+        entry.morning, entry.afternoon, entry.evening = (
+            part in parts for part in ("morning", "afternoon", "evening")
+        )
+        entry.name, entry.email, entry.phone, entry.language = name, email, phone, language
+        if entry.pk is None:
+            entry.joined_at = now
+        entry.full_clean()
+        entry.save()
+        write_waitlist_joined_email(entry)
+    return entry
+
+
+def leave_waitlist(*, entry):
+    """Take an entry off the waitlist (its patient's link, or staff); safe to run twice."""
+    with transaction.atomic():
+        WaitlistEntry.objects.filter(pk=entry.pk, state=WaitlistEntry.State.WAITING).update(
+            state=WaitlistEntry.State.LEFT
         )

@@ -42,8 +42,11 @@ urlpatterns = [
         views.reschedule_confirm,
         name="reschedule_confirm",
     ),
+    path("waitlist/joined/", views.waitlist_joined, name="waitlist_joined"),
+    path("waitlist/leave/<str:token>/", views.leave_waitlist, name="leave_waitlist"),
     path("<slug:service>/", views.choose_therapist, name="therapist"),
     path("<slug:service>/<slug:therapist>/", views.choose_day, name="day"),
+    path("<slug:service>/<slug:therapist>/waitlist/", views.join_waitlist, name="waitlist"),
     path("<slug:service>/<slug:therapist>/<day:day>/", views.choose_time, name="time"),
     path(
         "<slug:service>/<slug:therapist>/<day:day>/<hhmm:at>/",

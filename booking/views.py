@@ -8,7 +8,7 @@ Only POSTs write, through booking.services.
 
 import re
 import uuid
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -31,7 +31,7 @@ from clinic.locking import Busy
 from . import links, services
 from .availability import Availability, OutsideBookingWindow
 from .calendar import appointment_ics
-from .forms import CancelForm, DetailsForm
+from .forms import CancelForm, DetailsForm, LeaveWaitlistForm, WaitlistForm
 from .models import Appointment, BookingRules, Service, Therapist
 
 ANY = "any"
@@ -739,3 +739,88 @@ def reschedule_confirm(request, token, day, at):
         short_notice=availability.now > availability.rules.online_change_closes(start),
     )
     return render(request, "booking/reschedule_confirm.html", context)
+
+
+# --- the waitlist: "Nothing suits? Join the waitlist" -----------------------------------
+def _waitlist_initial(request, availability):
+    """The range the form starts with: the day or month the patient came from, else the
+    booking window's first two weeks. Anything unreadable is simply not used."""
+    today = timezone.localdate()
+    first, last = today, min(today + timedelta(days=13), availability.last_day)
+    raw_day = request.GET.get("day", "")
+    month = _month_asked(request)
+    try:
+        asked = date.fromisoformat(raw_day) if len(raw_day) == 10 else None
+    except ValueError:
+        asked = None
+    if asked and today <= asked <= availability.last_day:
+        first = last = asked
+    elif month and today.replace(day=1) <= month <= availability.last_day:
+        first = max(month, today)
+        next_month = (month + timedelta(days=31)).replace(day=1)
+        last = min(next_month - timedelta(days=1), availability.last_day)
+    return {"first_day": first, "last_day": last, "parts": ["morning", "afternoon", "evening"]}
+
+
+@ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
+@require_http_methods(["GET", "HEAD", "POST"])
+def join_waitlist(request, service, therapist):
+    """Ask to be told when a time suits: GET the form (prefilled), POST joins."""
+    service, therapist, therapists = _selection(service, therapist)
+    article = _source_article(request)
+    therapist_slug = therapist.slug if therapist else ANY
+    availability = Availability(service=service, therapists=therapists)
+    bounds = {"first_allowed": timezone.localdate(), "last_allowed": availability.last_day}
+    if request.method == "POST":
+        form = WaitlistForm(request.POST, **bounds)
+    else:
+        form = WaitlistForm(initial=_waitlist_initial(request, availability), **bounds)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        services.join_waitlist(
+            service=service,
+            therapist=therapist,
+            first_day=data["first_day"],
+            last_day=data["last_day"],
+            parts=data["parts"],
+            name=data["name"],
+            email=data["email"],
+            phone=data["phone"],
+            language=translation.get_language(),
+        )
+        return redirect("booking:waitlist_joined")
+    context = _step_context(
+        service,
+        therapist,
+        3,
+        article,
+        form=form,
+        back_url=reverse("booking:day", args=[service.slug, therapist_slug])
+        + _source_query(article),
+    )
+    status = 400 if form.is_bound else 200
+    return render(request, "booking/waitlist_join.html", context, status=status)
+
+
+@require_safe
+def waitlist_joined(request):
+    """The same answer for everyone who joins: it never says whether the address was listed."""
+    return render(request, "booking/waitlist_joined.html")
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+@private_page
+def leave_waitlist(request, token):
+    """The confirmation email's link: GET asks "Leave the waitlist?", POST leaves."""
+    entry = links.waitlist_entry_for_token(token)
+    if entry is None:
+        raise Http404("No such waitlist entry")
+    if request.method == "POST" and LeaveWaitlistForm(request.POST).is_valid():
+        services.leave_waitlist(entry=entry)
+        entry.refresh_from_db()
+    return render(
+        request,
+        "booking/waitlist_leave.html",
+        {"entry": entry, "left": entry.state != entry.State.WAITING},
+    )

@@ -175,6 +175,8 @@ def test_the_beat_runs_the_retention_task(settings):
     assert apply_retention_task.apply().get() == {
         "intake_cleared": 0,
         "anonymised": 0,
+        "waitlist_expired": 0,
+        "waitlist_deleted": 0,
         "emails_deleted": 0,
     }
 
@@ -316,8 +318,8 @@ def test_erasing_from_the_admin_asks_first_then_erases(staff, past_visit, subscr
     assert past_visit.patient_name == "Anonymised"
     assert not Subscriber.objects.exists()
     assert [str(m) for m in response.wsgi_request._messages] == [
-        "Erased: 1 appointment(s) anonymised, 1 newsletter subscription(s) and 2 sent "
-        "email(s) deleted."
+        "Erased: 1 appointment(s) anonymised, 0 waitlist entry(ies) deleted, "
+        "1 newsletter subscription(s) and 2 sent email(s) deleted."
     ]
 
 

@@ -1,0 +1,210 @@
+"""Joining and leaving the waitlist as a patient meets it, and what staff can export or erase."""
+
+import json
+import re
+import secrets
+from datetime import timedelta
+from html import unescape
+from urllib.parse import urlsplit
+
+import pytest
+from django.urls import reverse
+from django.utils import translation
+
+from booking.models import WaitlistEntry
+from clinic import personal_data as site_data
+from clinic.models import OutgoingEmail
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _schedule(booking_rules, clinic, therapist):
+    return therapist
+
+
+def join_url(therapist=None, language="en"):
+    with translation.override(language):
+        return reverse(
+            "booking:waitlist", args=["massage-60", therapist.slug if therapist else "any"]
+        )
+
+
+def form(next_monday, **changes):
+    data = {
+        "first_day": next_monday.isoformat(),
+        "last_day": (next_monday + timedelta(days=4)).isoformat(),
+        "parts": ["morning", "evening"],
+        "name": "Pat Example",
+        "email": "pat@example.com",
+        "phone": "(209) 555-0142",
+    }
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def leave_path(email):
+    """The path of the leave link in an outbox email's text."""
+    return urlsplit(re.search(r"https?://\S+/waitlist/leave/\S+/", email.body_text).group(0)).path
+
+
+def links_in(page):
+    return [unescape(href) for href in re.findall(r'href="([^"]+)"', page)]
+
+
+def test_the_month_view_offers_the_waitlist_for_its_month(client, therapist, next_monday):
+    url = reverse("booking:day", args=["massage-60", therapist.slug])
+    page = client.get(url, {"month": f"{next_monday:%Y-%m}"}).content.decode()
+    assert "Nothing suits? Join the waitlist" in page
+    assert f"{join_url(therapist)}?month={next_monday:%Y-%m}" in links_in(page)
+
+
+def test_a_day_with_nothing_free_offers_the_waitlist_for_that_day(client, therapist, next_monday):
+    saturday = next_monday - timedelta(days=2)  # the fixture's therapist works weekdays only
+    page = client.get(reverse("booking:time", args=["massage-60", "any", saturday])).content
+    page = page.decode()
+    assert "No free times are left on this day." in page
+    assert f"{join_url()}?day={saturday.isoformat()}" in links_in(page)
+
+
+def test_a_day_with_free_times_does_not_offer_the_waitlist(client, next_monday):
+    page = client.get(reverse("booking:time", args=["massage-60", "any", next_monday])).content
+    assert b"Join the waitlist" not in page
+
+
+def test_the_form_starts_with_the_day_the_patient_came_from(client, next_monday):
+    page = client.get(join_url(), {"day": next_monday.isoformat()}).content.decode()
+    assert f'name="first_day" value="{next_monday.isoformat()}"' in page
+    assert f'name="last_day" value="{next_monday.isoformat()}"' in page
+
+
+def test_a_damaged_day_in_the_link_still_shows_the_form(client):
+    response = client.get(join_url(), {"day": "2027-02-30", "month": "nonsense"})
+    assert response.status_code == 200
+    assert b'name="first_day"' in response.content
+
+
+def test_joining_puts_the_patient_on_the_list_and_emails_a_link_to_leave_it(
+    client, therapist, next_monday
+):
+    response = client.post(join_url(therapist), form(next_monday))
+
+    assert response.status_code == 302 and response.url == reverse("booking:waitlist_joined")
+    entry = WaitlistEntry.objects.get()
+    assert (entry.service.slug, entry.therapist, entry.first_day) == (
+        "massage-60",
+        therapist,
+        next_monday,
+    )
+    assert entry.parts == {"morning", "evening"} and entry.state == "waiting"
+    assert entry.language == "en" and str(entry.phone) == "+12095550142"
+    (email,) = OutgoingEmail.objects.filter(to=["pat@example.com"])
+    assert email.subject.startswith("You are on the waitlist")
+    assert client.get(leave_path(email)).status_code == 200
+
+
+def test_joining_in_spanish_writes_the_email_in_spanish_with_a_spanish_link(client, next_monday):
+    response = client.post(join_url(language="es"), form(next_monday, email="ana@example.com"))
+    assert response.status_code == 302 and response.url.startswith("/es/")
+    assert WaitlistEntry.objects.get().language == "es"
+    (email,) = OutgoingEmail.objects.filter(to=["ana@example.com"])
+    assert "lista de espera" in email.subject
+    assert leave_path(email).startswith("/es/")
+
+
+def test_the_answer_is_the_same_whether_or_not_the_address_is_already_listed(client, next_monday):
+    first = client.post(join_url(), form(next_monday))
+    again = client.post(join_url(), form(next_monday, parts=["afternoon"]))
+
+    assert (first.status_code, first.url) == (again.status_code, again.url)
+    entry = WaitlistEntry.objects.get()  # updated, keeping its place in line
+    assert entry.parts == {"afternoon"}
+    assert OutgoingEmail.objects.filter(to=["pat@example.com"]).count() == 2
+    assert client.get(first.url).content == client.get(again.url).content
+
+
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"parts": None}, "parts", "Choose at least one part of the day."),
+        ({"email": "not-an-address"}, "email", "Enter a valid email address."),
+        ({"first_day": "2027-02-30"}, "first_day", "Enter a date like 2027-03-01."),
+        ({"last_day": "2000-01-01"}, "last_day", "The last day cannot be before the first."),
+        ({"first_day": "2000-01-01"}, "first_day", "Choose a day from today on."),
+        ({"last_day": "2999-01-01"}, "last_day", "Online booking is open up to"),
+    ],
+)
+def test_bad_input_is_refused_with_a_message_and_keeps_what_was_typed(
+    client, next_monday, changes, field, message
+):
+    response = client.post(join_url(), form(next_monday, name="Pat Typed-This", **changes))
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert message in unescape(page)
+    assert 'value="Pat Typed-This"' in page
+    assert not WaitlistEntry.objects.exists() and not OutgoingEmail.objects.exists()
+
+
+def test_too_many_joins_from_one_address_get_a_friendly_429(client, next_monday, settings):
+    settings.BOOKING_RATE_LIMIT = "3/h"
+    address = f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::2"
+    codes = [client.post(join_url(), {}, REMOTE_ADDR=address).status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]
+    assert client.get(join_url(), REMOTE_ADDR=address).status_code == 200
+
+
+def test_the_leave_link_asks_first_then_takes_the_entry_off_the_list(client, next_monday):
+    client.post(join_url(), form(next_monday))
+    email = OutgoingEmail.objects.get()
+    leave = leave_path(email)
+
+    assert b"Leave the waitlist" in client.get(leave).content
+    assert WaitlistEntry.objects.get().state == "waiting"  # a GET (a mail scanner) changes nothing
+
+    response = client.post(leave)
+    assert response.status_code == 200
+    assert b"not on the waitlist for this any more" in response.content
+    assert WaitlistEntry.objects.get().state == "left"
+    assert client.post(leave).status_code == 200  # twice is fine
+
+
+def test_a_tampered_leave_link_is_a_404(client, next_monday):
+    client.post(join_url(), form(next_monday))
+    entry = WaitlistEntry.objects.get()
+    url = reverse("booking:leave_waitlist", kwargs={"token": f"{entry.pk}:forged"})
+    assert client.post(url).status_code == 404
+    assert WaitlistEntry.objects.get().state == "waiting"
+
+
+def test_export_and_erase_include_the_waitlist(client, next_monday):
+    client.post(join_url(), form(next_monday, email="Pat@Example.com"))
+    client.post(join_url(), form(next_monday, email="sam@example.com", name="Sam"))
+
+    data = json.loads(json.dumps(site_data.export(email="pat@example.com")))
+    (exported,) = data["waitlist"]
+    assert exported["name"] == "Pat Example" and exported["parts_of_day"] == ["evening", "morning"]
+    assert exported["first_day"] == next_monday.isoformat()
+
+    assert site_data.erase(email="pat@example.com")["waitlist"] == 1
+    assert list(WaitlistEntry.objects.values_list("email", flat=True)) == ["sam@example.com"]
+
+
+def test_entries_expire_after_their_last_day_and_are_later_deleted(client, next_monday):
+    client.post(join_url(), form(next_monday))
+    entry = WaitlistEntry.objects.get()
+    last = timezone_at(entry.last_day)
+
+    assert site_data.apply_retention(now=last)["waitlist_expired"] == 0
+    counts = site_data.apply_retention(now=last + timedelta(days=1))
+    assert counts["waitlist_expired"] == 1 and counts["waitlist_deleted"] == 0
+    assert WaitlistEntry.objects.get().state == "expired"
+    assert site_data.apply_retention(now=last + timedelta(days=31))["waitlist_deleted"] == 1
+    assert not WaitlistEntry.objects.exists()
+
+
+def timezone_at(day):
+    from datetime import datetime, time
+
+    from django.utils import timezone
+
+    return datetime.combine(day, time(12), tzinfo=timezone.get_default_timezone())
