@@ -20,6 +20,7 @@ from . import schedule
 from .models import (
     Appointment,
     BookingRules,
+    Hold,
     Service,
     Therapist,
     TimeOff,
@@ -28,7 +29,12 @@ from .models import (
     with_booking_counts,
 )
 from .personal_data import patient_appointments
-from .services import cancel_appointment, mark_attendance, validate_not_overlapping
+from .services import (
+    cancel_appointment,
+    mark_attendance,
+    release_hold,
+    validate_not_overlapping,
+)
 
 
 @admin.register(Service)
@@ -537,3 +543,32 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
     search_fields = ["name", "email", "phone"]
     ordering = ["first_day", "service", "joined_at"]
     readonly_fields = ["joined_at"]
+
+
+@admin.register(Hold)
+class HoldAdmin(admin.ModelAdmin):
+    """Freed times held for someone on the waitlist; staff may release one early."""
+
+    list_display = ["starts_at", "therapist", "service", "entry", "state", "expires_at"]
+    list_filter = ["state", "therapist"]
+    date_hierarchy = "starts_at"
+    actions = ["release"]
+    readonly_fields = [
+        "entry",
+        "therapist",
+        "service",
+        "starts_at",
+        "blocked_until",
+        "expires_at",
+        "state",
+        "created_at",
+        "appointment",
+    ]
+
+    def has_add_permission(self, request):
+        return False  # holds come from offers, never typed in
+
+    @admin.action(description="Release the selected holds (offer the time to the next in line)")
+    def release(self, request, queryset):
+        released = sum(release_hold(hold=hold) for hold in queryset.filter(state=Hold.State.ACTIVE))
+        self.message_user(request, f"{released} hold(s) released.", messages.SUCCESS)

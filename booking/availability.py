@@ -15,7 +15,7 @@ from django.utils import timezone
 from clinic.models import Closure
 
 from . import slots
-from .models import Appointment, BookingRules, TimeOff, WorkingHours
+from .models import Appointment, BookingRules, Hold, TimeOff, WorkingHours
 
 # How many days after a taken time "nearby" free times are looked for.
 NEARBY_DAYS = 3
@@ -37,6 +37,7 @@ class Inputs:
     appointments: dict
     time_off: dict
     closures: list
+    holds: dict = None
 
     def closure_days(self):
         return [(closure.starts_on, closure.ends_on) for closure in self.closures]
@@ -46,12 +47,15 @@ class Inputs:
         time off) of one therapist."""
         busy = [(a.starts_at, a.blocked_until) for a in self.appointments[therapist_id]]
         busy += [(t.starts_at, t.ends_at) for t in self.time_off[therapist_id]]
+        busy += [(h.starts_at, h.blocked_until) for h in (self.holds or {}).get(therapist_id, ())]
         return slots.TherapistHours(therapist_id, self.weekly.get(therapist_id, {}), busy)
 
 
-def load_inputs(*, therapists, first_day, last_day, ignoring=None):
-    """The engine's Inputs for `therapists` (already loaded) between two local days, in four
-    queries. `ignoring` (an appointment) does not count as busy: it is the one being moved."""
+def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None):
+    """The engine's Inputs for `therapists` (already loaded) between two local days, in five
+    queries. `ignoring` (an appointment) does not count as busy: it is the one being moved;
+    nor does `holding` (a waitlist Hold): it is its holder who is booking. Every other
+    active hold is busy, for patients and staff alike."""
     tz = timezone.get_default_timezone()
     ids = [therapist.pk for therapist in therapists]
     # A day's margin either side: a long appointment or time off can reach across midnight.
@@ -68,6 +72,12 @@ def load_inputs(*, therapists, first_day, last_day, ignoring=None):
     for appointment in rows.select_related("service").order_by("starts_at"):
         appointments[appointment.therapist_id].append(appointment)
     closures = list(Closure.objects.covering(first_day, last_day).order_by("starts_on"))
+    holds = {pk: [] for pk in ids}
+    held = Hold.objects.active().filter(therapist_id__in=ids).within(start, end)
+    if holding is not None:
+        held = held.exclude(pk=holding.pk)
+    for hold in held.order_by("starts_at"):
+        holds[hold.therapist_id].append(hold)
     return Inputs(
         therapists=list(therapists),
         first_day=first_day,
@@ -76,15 +86,22 @@ def load_inputs(*, therapists, first_day, last_day, ignoring=None):
         appointments=appointments,
         time_off=time_off,
         closures=closures,
+        holds=holds,
     )
 
 
-def free_starts(*, service, therapists, first_day, last_day, now=None, rules=None, ignoring=None):
+def free_starts(
+    *, service, therapists, first_day, last_day, now=None, rules=None, ignoring=None, holding=None
+):
     """{therapist id: [free starts]} for `service` between two local days (both included)."""
     now = now or timezone.now()
     rules = rules or BookingRules.current()
     inputs = load_inputs(
-        therapists=therapists, first_day=first_day, last_day=last_day, ignoring=ignoring
+        therapists=therapists,
+        first_day=first_day,
+        last_day=last_day,
+        ignoring=ignoring,
+        holding=holding,
     )
     return slots.free_starts(
         therapists=[inputs.hours(therapist.pk) for therapist in therapists],
@@ -138,15 +155,17 @@ class Availability:
     """The free times of one `service` with some `therapists`, as a patient sees them `now`.
 
     The one object the booking pages ask: it reads the rules once and the database once per
-    question. `ignoring` is an appointment being moved (its own time counts as free).
+    question. `ignoring` is an appointment being moved (its own time counts as free);
+    `holding` a waitlist hold whose holder is asking (its time counts as free for them).
     """
 
-    def __init__(self, *, service, therapists, now=None, rules=None, ignoring=None):
+    def __init__(self, *, service, therapists, now=None, rules=None, ignoring=None, holding=None):
         self.service = service
         self.therapists = list(therapists)
         self.now = now or timezone.now()
         self.rules = rules or BookingRules.current()
         self.ignoring = ignoring
+        self.holding = holding
         self.tz = timezone.get_default_timezone()
         engine_rules = self.rules.for_engine()
         self.today = self.now.astimezone(self.tz).date()
@@ -162,6 +181,7 @@ class Availability:
             now=self.now,
             rules=self.rules,
             ignoring=self.ignoring,
+            holding=self.holding,
         )
         starts = slots.merge_therapists(free)
         if self.ignoring is not None:  # its own time is no time to move to

@@ -11,7 +11,7 @@ from clinic.locking import require_transaction
 from clinic.mail import queue_templated_email
 
 from .calendar import appointment_ics, calendar_mimetype
-from .links import leave_waitlist_url, links_in
+from .links import leave_waitlist_url, links_in, offer_url
 
 
 def _clinic_address():
@@ -99,5 +99,25 @@ def write_waitlist_joined_email(entry):
         to=entry.email,
         template="booking/waitlist_joined",
         context={"entry": entry, "leave_url": leave_waitlist_url(entry)},
+        language=entry.language,
+    )
+
+
+def write_waitlist_offer_email(hold):
+    """The offer of a freed time to the waitlist entry it is held for, in their language,
+    with the link to claim it and the one to leave the list. Must run inside the hold's
+    transaction; its idempotency key is the hold's, so one hold is never offered twice."""
+    require_transaction()
+    entry = hold.entry
+    queue_templated_email(
+        to=entry.email,
+        template="booking/waitlist_offer",
+        context={
+            "entry": entry,
+            "hold": hold,
+            "offer_url": offer_url(hold),
+            "leave_url": leave_waitlist_url(entry),
+        },
+        idempotency_key=f"booking:waitlist-offer:{hold.pk}",
         language=entry.language,
     )

@@ -43,6 +43,8 @@ class DetailsForm(forms.Form):
         error_messages={"required": _("Please agree to the cancellation policy to book.")},
     )
     source = forms.SlugField(required=False, max_length=200, widget=forms.HiddenInput)
+    # A waitlist offer's signed token: the time is held for whoever carries it.
+    offer = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
     submission_key = forms.RegexField(
         regex=SUBMISSION_KEY,
         widget=forms.HiddenInput,

@@ -91,3 +91,34 @@ def leave_waitlist_url(entry):
         return settings.SITE_URL + reverse(
             "booking:leave_waitlist", kwargs={"token": leave_waitlist_token(entry)}
         )
+
+
+OFFER_SALT = "booking.waitlist.offer"
+
+
+def offer_token(hold):
+    """A signed token for a waitlist offer's link: only the one offered can claim the hold."""
+    return signing.dumps(hold.pk, salt=OFFER_SALT)
+
+
+def hold_for_token(token):
+    """The Hold an offer token names (in any state), or None for a wrong or tampered one."""
+    from .models import Hold
+
+    if not token or len(token) > 200:
+        return None
+    try:
+        pk = signing.loads(token, salt=OFFER_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(pk, int):
+        return None
+    return Hold.objects.select_related("entry", "service", "therapist").filter(pk=pk).first()
+
+
+def offer_url(hold):
+    """The offer's link, to the page in the entry's language."""
+    with translation.override(hold.entry.language):
+        return settings.SITE_URL + reverse(
+            "booking:waitlist_offer", kwargs={"token": offer_token(hold)}
+        )

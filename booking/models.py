@@ -273,6 +273,13 @@ class BookingRules(models.Model):
         blank=True,
         help_text="Shown on the Spanish pages; empty shows the English.",
     )
+    waitlist_hold_minutes = models.PositiveSmallIntegerField(
+        "waitlist hold (minutes)",
+        default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(24 * 60)],
+        help_text="How long a freed time offered to someone on the waitlist is kept for them "
+        "before it goes to the next in line.",
+    )
 
     class Meta:
         verbose_name = _("booking rules")
@@ -314,6 +321,10 @@ class BookingRules(models.Model):
     @property
     def window(self):
         return timedelta(days=self.max_days_ahead)
+
+    @property
+    def waitlist_hold(self):
+        return timedelta(minutes=self.waitlist_hold_minutes)
 
     @property
     def cancel_cutoff(self):
@@ -603,3 +614,66 @@ class WaitlistEntry(models.Model):
             parts=self.parts,
             joined_at=self.joined_at,
         )
+
+
+class HoldQuerySet(models.QuerySet):
+    def active(self):
+        """Holds that keep their time from everyone but their holder (until the beat job,
+        or a claim, or staff, ends them: not by the clock alone)."""
+        return self.filter(state=Hold.State.ACTIVE)
+
+    def overlapping(self, therapist, start, end):
+        return self.filter(therapist=therapist, starts_at__lt=end, blocked_until__gt=start)
+
+    def within(self, start, end):
+        return self.filter(starts_at__lt=end, blocked_until__gt=start)
+
+    def expired(self, now):
+        return self.active().filter(expires_at__lte=now)
+
+
+class Hold(models.Model):
+    """A freed time offered to one waitlist entry and kept for it until `expires_at`.
+
+    On PostgreSQL an exclusion constraint keeps a therapist's active holds from overlapping,
+    as appointments' does; booking re-checks holds and appointments under the therapist's
+    lock. One entry is never offered one time twice (the unique constraint).
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("Held")
+        CLAIMED = "claimed", _("Booked")
+        EXPIRED = "expired", _("Expired")
+        RELEASED = "released", _("Released")
+
+    entry = models.ForeignKey(
+        WaitlistEntry, on_delete=models.CASCADE, related_name="holds", verbose_name=_("for")
+    )
+    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="holds")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="holds")
+    starts_at = models.DateTimeField(_("starts"))
+    blocked_until = models.DateTimeField(_("blocked until"))
+    expires_at = models.DateTimeField(_("held until"))
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default="active")
+    created_at = models.DateTimeField(_("offered"), default=timezone.now)
+    appointment = models.OneToOneField(
+        Appointment, on_delete=models.SET_NULL, null=True, blank=True, related_name="hold"
+    )
+
+    objects = HoldQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_at"]
+        verbose_name = _("waitlist hold")
+        indexes = [models.Index(fields=["state", "expires_at"], name="hold_state_expiry")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(blocked_until__gt=F("starts_at")), name="hold_ends_after_start"
+            ),
+            models.UniqueConstraint(
+                fields=["entry", "therapist", "starts_at"], name="hold_one_offer_per_entry"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.entry.name}: {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"

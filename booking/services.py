@@ -5,11 +5,13 @@ row (booking/availability.py reads it from the database, never a cache); the pat
 the clinic's emails are written in the same transaction (booking/emails.py).
 """
 
+import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -17,7 +19,9 @@ from clinic.locking import lock
 
 from . import availability
 from .emails import write_change_emails, write_confirmation_emails, write_waitlist_joined_email
-from .models import Appointment, BookingRules, Service, Therapist, WaitlistEntry
+from .models import Appointment, BookingRules, Hold, Service, Therapist, WaitlistEntry
+
+logger = logging.getLogger(__name__)
 
 
 class SlotUnavailable(Exception):
@@ -37,6 +41,10 @@ class PatientDetails:
     intake: dict = field(default_factory=dict)
 
 
+class OfferLost(SlotUnavailable):
+    """A waitlist offer that can no longer be claimed: it expired, was released or claimed."""
+
+
 class TooLateToChange(Exception):
     """The cut-off for changing or cancelling online has passed."""
 
@@ -50,6 +58,7 @@ def book_appointment(
     submission_key=None,
     source_article=None,
     language=None,
+    hold=None,
     now=None,
 ):
     """Book `start` for `patient` with `therapist` (None: whoever offering `service` is free).
@@ -61,6 +70,8 @@ def book_appointment(
     On PostgreSQL an exclusion constraint is the guarantee; a violation here is reported
     as SlotUnavailable like any other lost race. `language` is the patient's (default
     English): it is kept with the appointment and every email to them is written in it.
+    `hold`: the waitlist Hold its holder is claiming (its time is free for them alone); the
+    hold becomes this appointment in the same transaction, or OfferLost is raised.
     """
     now = now or timezone.now()
     tz = timezone.get_default_timezone()
@@ -85,9 +96,17 @@ def book_appointment(
                 return earlier
         if not candidates:
             raise SlotUnavailable(_("That therapist does not offer this service online."))
+        if hold is not None:
+            hold = _claimable(hold, start=start, now=now)
+            candidates = [c for c in candidates if c.pk == hold.therapist_id]
         day = start.astimezone(tz).date()
         free = availability.free_starts(
-            service=service, therapists=candidates, first_day=day, last_day=day, now=now
+            service=service,
+            therapists=candidates,
+            first_day=day,
+            last_day=day,
+            now=now,
+            holding=hold,
         )
         chosen = next((c for c in candidates if start in set(free.get(c.pk, ()))), None)
         if chosen is None:
@@ -125,8 +144,29 @@ def book_appointment(
             raise SlotUnavailable(
                 _("Sorry, that time was just taken or is no longer free.")
             ) from exc
+        if hold is not None:
+            Hold.objects.filter(pk=hold.pk).update(
+                state=Hold.State.CLAIMED, appointment=appointment
+            )
+            WaitlistEntry.objects.filter(pk=hold.entry_id).update(state=WaitlistEntry.State.BOOKED)
         write_confirmation_emails(appointment, can_change=can_change_online(appointment, now=now))
     return appointment
+
+
+def _claimable(hold, *, start, now):
+    """`hold` locked and re-read, if its holder may still book `start` with it; OfferLost
+    otherwise. Must run inside the booking's transaction, after the therapist's lock."""
+    locked = next(iter(lock(Hold.objects.filter(pk=hold.pk))), None)
+    if (
+        locked is None
+        or locked.state != Hold.State.ACTIVE
+        or locked.expires_at <= now
+        or locked.starts_at != start
+    ):
+        raise OfferLost(
+            _("Sorry, this offer has ended: someone was quicker. You are still on the waitlist.")
+        )
+    return locked
 
 
 def can_change_online(appointment, *, now=None, rules=None):
@@ -173,6 +213,7 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
             by_staff=by_staff,
             can_change=can_change_online(locked, now=now),
         )
+        _offer_after_commit(locked.therapist_id, locked.starts_at)
     appointment.refresh_from_db()
     return True
 
@@ -207,6 +248,7 @@ def reschedule_appointment(*, appointment, start, now=None):
         )
         if start not in set(free.get(locked.therapist_id, ())):
             raise SlotUnavailable(_("Sorry, that time was just taken or is no longer free."))
+        freed = locked.starts_at
         locked.starts_at = start
         locked.ends_at = start + locked.service.duration
         locked.blocked_until = locked.ends_at + locked.service.buffer
@@ -227,6 +269,7 @@ def reschedule_appointment(*, appointment, start, now=None):
             by_staff=False,
             can_change=can_change_online(locked, now=now),
         )
+        _offer_after_commit(locked.therapist_id, freed)
     return locked
 
 
@@ -259,6 +302,23 @@ def validate_not_overlapping(*, appointment):
     first, so no other booking for them can slip in between this check and the insert.
     """
     lock(Therapist.objects.filter(pk=appointment.therapist_id))
+    held = (
+        Hold.objects.active()
+        .overlapping(appointment.therapist_id, appointment.starts_at, appointment.blocked_until)
+        .select_related("entry")
+        .first()
+    )
+    if held:
+        raise ValidationError(
+            _(
+                "This time is held for %(patient)s from the waitlist until %(until)s; "
+                "release the hold first."
+            )
+            % {
+                "patient": held.entry.name,
+                "until": f"{timezone.localtime(held.expires_at):%a %b %-d, %H:%M}",
+            }
+        )
     clash = (
         Appointment.objects.active()
         .overlapping(appointment.therapist_id, appointment.starts_at, appointment.blocked_until)
@@ -319,3 +379,147 @@ def leave_waitlist(*, entry):
         WaitlistEntry.objects.filter(pk=entry.pk, state=WaitlistEntry.State.WAITING).update(
             state=WaitlistEntry.State.LEFT
         )
+
+
+# --- offering freed times to the waitlist -----------------------------------------------
+def _offer_after_commit(therapist_id, start):
+    """Once the change that freed `start` has committed, ask a worker to offer it."""
+    from .tasks import offer_freed_time_task
+
+    transaction.on_commit(lambda: publish_offer(offer_freed_time_task, therapist_id, start))
+
+
+def publish_offer(task, therapist_id, start):
+    """Queue the offer of a freed time; a broker that is down is logged, never an error for
+    the patient who cancelled (the expiry beat still offers held times in turn)."""
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    try:
+        task.delay(therapist_id, start.isoformat())
+    except (BrokerDown, OSError) as exc:
+        logger.warning("Broker unavailable, freed time not offered to the waitlist: %s", exc)
+
+
+def _free_period(therapist, start, now):
+    """The end of the free stretch of `therapist` that begins at `start`, or None when
+    `start` is not free (booked again meanwhile, held, time off)."""
+    from . import slots
+
+    tz = timezone.get_default_timezone()
+    day = start.astimezone(tz).date()
+    inputs = availability.load_inputs(therapists=[therapist], first_day=day, last_day=day)
+    periods = slots.free_periods(
+        hours=inputs.hours(therapist.pk),
+        closures=inputs.closure_days(),
+        first_day=day,
+        last_day=day,
+        tz=tz,
+    )
+    return next((end for begin, end in periods[day] if begin <= start < end), None)
+
+
+def offer_freed_time(*, therapist_id, start, now=None):
+    """Offer the free time at `start` with a therapist to the first waitlist entry it suits,
+    holding it for them; returns the Hold, or None when nobody is offered it.
+
+    Runs under the therapist's lock, so it cannot race a booking of that time, and re-reads
+    everything: a time booked, held or offered meanwhile is left alone. An entry is never
+    offered one time twice (a unique constraint), so a second run (a retried task, beat and
+    a worker at once) offers it to nobody new. The offer email is written in the same
+    transaction as the hold.
+    """
+    from .emails import write_waitlist_offer_email
+    from .waitlist import FreedTime, suited
+
+    now = now or timezone.now()
+    tz = timezone.get_default_timezone()
+    rules = BookingRules.current()
+    with transaction.atomic():
+        therapist = next(iter(lock(Therapist.objects.active().filter(pk=therapist_id))), None)
+        if therapist is None:
+            return None
+        end = _free_period(therapist, start, now)
+        if end is None:
+            return None
+        offered = list(therapist.services.active())
+        day = start.astimezone(tz).date()
+        entries = {
+            entry.pk: entry
+            for entry in WaitlistEntry.objects.waiting()
+            .filter(service__in=offered, first_day__lte=day, last_day__gte=day)
+            .filter(Q(therapist__isnull=True) | Q(therapist=therapist))
+            # Never the same time twice to one entry; one offer at a time to each.
+            .exclude(Exists(Hold.objects.filter(entry=OuterRef("pk"), starts_at=start)))
+            .exclude(Exists(Hold.objects.active().filter(entry=OuterRef("pk"))))
+            .select_related("service")
+        }
+        freed = FreedTime(
+            therapist_id=therapist.pk,
+            start=start,
+            end=end,
+            offers={s.pk: s.duration + s.buffer for s in offered},
+        )
+        wishes = [entry.for_matching() for entry in entries.values()]
+        for wish in suited(freed, wishes, tz=tz, now=now, notice=rules.min_notice):
+            entry = entries[wish.entry_id]
+            service = entry.service
+            free = availability.free_starts(
+                service=service,
+                therapists=[therapist],
+                first_day=day,
+                last_day=day,
+                now=now,
+                rules=rules,
+            )
+            if start not in set(free.get(therapist.pk, ())):
+                continue
+            hold = Hold(
+                entry=entry,
+                therapist=therapist,
+                service=service,
+                starts_at=start,
+                blocked_until=start + service.duration + service.buffer,
+                expires_at=now + rules.waitlist_hold,
+                created_at=now,
+            )
+            try:
+                with transaction.atomic():
+                    hold.save()
+            except IntegrityError:
+                return None  # offered meanwhile by another run: that one stands
+            write_waitlist_offer_email(hold)
+            return hold
+    return None
+
+
+def end_expired_holds(*, now=None):
+    """Beat: end the holds whose time ran out unclaimed and offer each time to the next in
+    line; returns how many ended. Safe to run twice or in two workers at once: each hold is
+    ended by one conditional UPDATE, and an entry is never offered one time twice."""
+    now = now or timezone.now()
+    ended = 0
+    for hold in list(Hold.objects.expired(now).order_by("expires_at", "pk")):
+        # The therapist first, as booking locks: ending a hold and offering its time to the
+        # next commit together, so a worker that dies between them leaves the hold to retry.
+        with transaction.atomic():
+            lock(Therapist.objects.filter(pk=hold.therapist_id))
+            won = Hold.objects.filter(pk=hold.pk, state=Hold.State.ACTIVE).update(
+                state=Hold.State.EXPIRED
+            )
+            if won:
+                ended += 1
+                offer_freed_time(therapist_id=hold.therapist_id, start=hold.starts_at, now=now)
+    return ended
+
+
+def release_hold(*, hold, now=None):
+    """Staff end a hold before its time; the time is offered to the next in line. Returns
+    whether this call released it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        released = Hold.objects.filter(pk=hold.pk, state=Hold.State.ACTIVE).update(
+            state=Hold.State.RELEASED
+        )
+        if released:
+            _offer_after_commit(hold.therapist_id, hold.starts_at)
+    return bool(released)

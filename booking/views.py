@@ -381,12 +381,22 @@ def details(request, service, therapist, day, at):
     carry = _source_query(article)
     therapist_slug = therapist.slug if therapist else ANY
     times_url = reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
-    availability = Availability(service=service, therapists=therapists)
+    offer = request.POST.get("offer") if request.method == "POST" else request.GET.get("offer")
+    hold = links.hold_for_token(offer) if offer else None
+    availability = Availability(service=service, therapists=therapists, holding=hold)
     try:
         start = availability.start_on(day, at)
     except OutsideBookingWindow:
         back_url = reverse("booking:day", args=[service.slug, therapist_slug]) + carry
         return _outside_window(request, availability, back_url=back_url)
+    if offer and not _offer_stands(hold, service, therapist, start, availability.now):
+        claimed = hold and hold.appointment
+        if claimed and claimed.submission_key == request.POST.get("submission_key"):
+            # The same submit again (a double click): the booking it made, not "ended".
+            token = claimed.public_token
+            url = reverse("booking:confirmation", kwargs={"token": token})
+            return HttpResponseRedirect(url, status=303)
+        return _offer_ended(request, status=409)
     rules = availability.rules
     context = _step_context(
         service,
@@ -398,6 +408,8 @@ def details(request, service, therapist, day, at):
         rules=rules,
         # Inside the cut-off the patient could not move or cancel it online: say so first.
         short_notice=availability.now > rules.online_change_closes(start),
+        hold=hold,
+        offer=offer if hold else "",
     )
     if request.method != "POST":
         return _details_form(request, availability, start, context)
@@ -432,6 +444,7 @@ def _details_form(request, availability, start, context):
             "slot": start.isoformat(),
             "submission_key": uuid.uuid4().hex,
             "source": context["source_article"].slug if context["source_article"] else "",
+            **_offered_to(context["hold"], context["offer"]),
         },
     )
     return render(request, "booking/details.html", {**context, "form": form})
@@ -462,6 +475,7 @@ def _book(request, availability, start, context):
             submission_key=form.cleaned_data["submission_key"],
             source_article=context["source_article"],
             language=translation.get_language(),
+            hold=context["hold"],
             now=availability.now,
         )
     except Busy:
@@ -471,6 +485,8 @@ def _book(request, availability, start, context):
         )
         busy["Retry-After"] = BUSY_RETRY_AFTER
         return busy
+    except services.OfferLost:
+        return _offer_ended(request, status=409)
     except services.SlotUnavailable as exc:
         fresh = availability.nearby(chosen)
         # What they typed, shown again without errors; the time is theirs to pick anew.
@@ -824,3 +840,48 @@ def leave_waitlist(request, token):
         "booking/waitlist_leave.html",
         {"entry": entry, "left": entry.state != entry.State.WAITING},
     )
+
+
+def _offer_stands(hold, service, therapist, start, now):
+    """Whether `hold` (from an offer link) is still this patient's to book at `start`."""
+    return (
+        hold is not None
+        and hold.state == hold.State.ACTIVE
+        and hold.expires_at > now
+        and hold.starts_at == start
+        and hold.service_id == service.pk
+        and therapist is not None
+        and hold.therapist_id == therapist.pk
+    )
+
+
+def _offered_to(hold, offer):
+    """The details form's fields the waitlist entry already knows."""
+    if hold is None:
+        return {}
+    entry = hold.entry
+    return {"name": entry.name, "email": entry.email, "phone": entry.phone, "offer": offer}
+
+
+def _offer_ended(request, *, status):
+    return _unavailable(
+        request,
+        _("Sorry, this offer has ended: someone was quicker. You are still on the waitlist."),
+        status=status,
+        back_label=_("See other free times"),
+    )
+
+
+@never_cache
+@require_safe
+@private_page
+def waitlist_offer(request, token):
+    """The offer email's link: on to the details step with everything known filled in, or
+    "someone was quicker" when the hold has ended."""
+    hold = links.hold_for_token(token)
+    if hold is None:
+        raise Http404("No such offer")
+    if not _offer_stands(hold, hold.service, hold.therapist, hold.starts_at, timezone.now()):
+        return _offer_ended(request, status=410)
+    url = _details_url(hold.service, hold.therapist, hold.starts_at)
+    return redirect(url + "?" + urlencode({"offer": token}))

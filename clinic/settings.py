@@ -339,6 +339,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
         "options": {"expires": 540},
     },
+    # A waitlist hold that ran out goes to the next in line within a minute; a worker that
+    # was down catches up on its first run (nothing depends on a countdown surviving).
+    "end-expired-waitlist-holds": {
+        "task": "booking.tasks.end_expired_holds",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "purge-unconfirmed-newsletter-sign-ups": {
         "task": "newsletter.tasks.purge_unconfirmed",
         "schedule": 6 * 60 * 60.0,

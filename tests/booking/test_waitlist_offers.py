@@ -1,0 +1,308 @@
+"""A freed time offered to the waitlist in turn and held for the one offered."""
+
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from booking import services
+from booking.availability import Availability
+from booking.models import Appointment, Hold, WaitlistEntry
+from booking.services import PatientDetails, book_appointment
+from clinic.models import OutgoingEmail
+from tests.conftest import race, wait_for
+
+pytestmark = pytest.mark.django_db
+OFFER = "A time is free for you"
+
+
+@pytest.fixture(autouse=True)
+def _schedule(booking_rules, clinic, therapist):
+    return therapist
+
+
+def someone(n):
+    return PatientDetails(name=f"Patient {n}", email=f"p{n}@example.com", phone="+12095550142")
+
+
+def join(service, day, *, n, therapist=None, parts=("morning",), joined_minutes=0, **extra):
+    fields = {part: True for part in parts}
+    return WaitlistEntry.objects.create(
+        service=service,
+        therapist=therapist,
+        first_day=day,
+        last_day=day,
+        name=f"Waiting {n}",
+        email=f"w{n}@example.com",
+        phone="+12095550143",
+        joined_at=timezone.now() - timedelta(days=1) + timedelta(minutes=joined_minutes),
+        **fields,
+        **extra,
+    )
+
+
+def offers_to(entry):
+    return list(OutgoingEmail.objects.filter(to=[entry.email], subject__startswith=OFFER))
+
+
+def offer_path(email):
+    return urlsplit(re.search(r"https?://\S+/waitlist/offer/\S+/", email.body_text).group(0)).path
+
+
+@pytest.fixture
+def freed(service, therapist, at):
+    """A visit at 10:00 on a working Monday, cancelled; its time offered as the task does."""
+
+    def make(hour=10):
+        visit = book_appointment(
+            service=service, therapist=therapist, start=at(hour), patient=someone(0)
+        )
+        services.cancel_appointment(appointment=visit)
+        return services.offer_freed_time(therapist_id=therapist.pk, start=at(hour))
+
+    return make
+
+
+def test_a_freed_time_is_offered_to_the_first_suitable_entry_in_join_order(
+    service, therapist, at, freed
+):
+    day = at(10).date()
+    later = join(service, day, n=1, joined_minutes=5)
+    first = join(service, day, n=2, joined_minutes=1)
+    afternoon_only = join(service, day, n=3, parts=("afternoon",), joined_minutes=0)
+
+    hold = freed()
+
+    assert hold.entry == first and hold.starts_at == at(10) and hold.state == "active"
+    assert hold.blocked_until == at(11, 15)  # the treatment and its buffer
+    assert timedelta(minutes=29) < hold.expires_at - timezone.now() <= timedelta(minutes=30)
+    (email,) = offers_to(first)
+    assert "Book this time" in email.body_html and offer_path(email)
+    assert offers_to(later) == [] and offers_to(afternoon_only) == []
+
+
+def test_the_hold_keeps_the_time_from_other_patients_and_from_staff(service, therapist, at, freed):
+    join(service, at(10).date(), n=1)
+    hold = freed()
+
+    assert at(10) not in Availability(service=service, therapists=[therapist]).times_on(
+        at(10).date()
+    )
+    with pytest.raises(services.SlotUnavailable):
+        book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(9))
+    staff_booking = Appointment(
+        therapist=therapist,
+        service=service,
+        starts_at=at(10, 30),
+        ends_at=at(11, 30),
+        blocked_until=at(11, 45),
+    )
+    with pytest.raises(ValidationError, match="held for Waiting 1"), transaction.atomic():
+        services.validate_not_overlapping(appointment=staff_booking)
+    assert hold.state == "active"
+
+
+def test_the_one_offered_books_the_held_time_and_the_hold_becomes_the_appointment(
+    service, therapist, at, freed
+):
+    entry = join(service, at(10).date(), n=1)
+    hold = freed()
+
+    visit = book_appointment(
+        service=service, therapist=therapist, start=at(10), patient=someone(1), hold=hold
+    )
+
+    hold.refresh_from_db()
+    entry.refresh_from_db()
+    assert (hold.state, hold.appointment, entry.state) == ("claimed", visit, "booked")
+    with pytest.raises(services.OfferLost):  # a claim is spent once
+        book_appointment(
+            service=service, therapist=therapist, start=at(10), patient=someone(2), hold=hold
+        )
+
+
+def test_the_offer_link_opens_the_details_step_filled_in_and_books(client, service, at, freed):
+    join(service, at(10).date(), n=1)
+    freed()
+    (email,) = OutgoingEmail.objects.filter(subject__startswith=OFFER)
+
+    response = client.get(offer_path(email))
+    assert response.status_code == 302 and "?offer=" in response.url
+    page = client.get(response.url).content.decode()
+    assert 'value="Waiting 1"' in page and 'value="w1@example.com"' in page
+    assert "held for you" in page
+    data = {
+        "slot": re.search(r'name="slot" value="([^"]+)"', page).group(1),
+        "submission_key": re.search(r'name="submission_key" value="([^"]+)"', page).group(1),
+        "offer": re.search(r'name="offer" value="([^"]+)"', page).group(1),
+        "name": "Waiting 1",
+        "email": "w1@example.com",
+        "phone": "(209) 555-0143",
+        "consent": "on",
+        **{
+            name: "no"
+            for name in (
+                "intake_clot_signs",
+                "intake_surgery_or_immobility",
+                "intake_blood_thinners",
+                "intake_pregnant",
+            )
+        },
+    }
+    booked = client.post(response.url.split("?")[0], data)
+    assert booked.status_code == 303, booked.content.decode()[:500]
+    assert Hold.objects.get().state == "claimed"
+    assert Appointment.objects.active().get().patient_email == "w1@example.com"
+    again = client.post(response.url.split("?")[0], data)  # a double click: the same booking
+    assert again.status_code == 303 and again.url == booked.url
+    assert client.get(offer_path(email)).status_code == 410
+
+
+def test_an_unclaimed_hold_goes_to_the_next_in_line_once_however_often_beat_runs(
+    client, service, at, freed
+):
+    day = at(10).date()
+    first, second = join(service, day, n=1), join(service, day, n=2, joined_minutes=5)
+    hold = freed()
+    late = hold.expires_at + timedelta(seconds=1)
+
+    assert services.end_expired_holds(now=hold.expires_at - timedelta(seconds=1)) == 0
+    assert services.end_expired_holds(now=late) == 1
+    assert services.end_expired_holds(now=late) == 0  # beat firing twice
+
+    hold.refresh_from_db()
+    assert hold.state == "expired"
+    (next_hold,) = Hold.objects.active()
+    assert next_hold.entry == second
+    assert len(offers_to(first)) == 1 and len(offers_to(second)) == 1
+    page = client.get(offer_path(offers_to(first)[0]))
+    assert page.status_code == 410 and b"someone was quicker" in page.content
+
+    # Nobody else waits: when the second hold ends too, the first is not offered it again.
+    assert services.end_expired_holds(now=next_hold.expires_at + timedelta(seconds=1)) == 1
+    assert not Hold.objects.active().exists()
+    assert len(offers_to(first)) == 1
+
+
+def test_one_time_is_never_offered_twice_to_one_entry(service, therapist, at, freed):
+    join(service, at(10).date(), n=1)
+    hold = freed()
+    Hold.objects.filter(pk=hold.pk).update(state="released")
+
+    assert services.offer_freed_time(therapist_id=therapist.pk, start=at(10)) is None
+    assert Hold.objects.count() == 1
+
+
+def test_staff_releasing_a_hold_offers_the_time_to_the_next_in_line(
+    service, therapist, at, freed, django_capture_on_commit_callbacks
+):
+    day = at(10).date()
+    join(service, day, n=1)
+    second = join(service, day, n=2, joined_minutes=5)
+    hold = freed()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.release_hold(hold=hold) is True
+    assert services.release_hold(hold=hold) is False
+    assert len(callbacks) == 1  # the offer is queued once the release commits
+    offered = services.offer_freed_time(therapist_id=therapist.pk, start=at(10))
+    assert offered.entry == second
+
+
+def test_a_time_that_does_not_suit_or_is_not_free_is_offered_to_nobody(
+    service, therapist, at, freed
+):
+    day = at(10).date()
+    join(service, day, n=1, parts=("afternoon",))
+    join(service, day + timedelta(days=1), n=2)
+    join(service, day, n=3, therapist=type(therapist).objects.create(name="B", slug="b"))
+    assert freed() is None
+    book_appointment(service=service, therapist=therapist, start=at(14), patient=someone(5))
+    join(service, day, n=4, parts=("afternoon",), joined_minutes=9)
+    assert services.offer_freed_time(therapist_id=therapist.pk, start=at(14)) is None
+    assert not Hold.objects.exists()
+
+
+def test_the_hold_lasts_as_long_as_the_booking_rules_say(booking_rules, service, at, freed):
+    booking_rules.waitlist_hold_minutes = 90
+    booking_rules.save()
+    join(service, at(10).date(), n=1)
+    hold = freed()
+    assert timedelta(minutes=89) < hold.expires_at - timezone.now() <= timedelta(minutes=90)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_and_moving_offer_the_freed_times_through_the_worker(
+    booking_rules, clinic, service, therapist, at, celery_worker
+):
+    # Pass (a) runs the task eagerly at commit; pass (b) has the real worker run it.
+    day = at(10).date()
+    morning = join(service, day, n=1)
+    afternoon = join(service, day, n=2, parts=("afternoon",))
+    cancelled = book_appointment(
+        service=service, therapist=therapist, start=at(10), patient=someone(0)
+    )
+    moved = book_appointment(service=service, therapist=therapist, start=at(14), patient=someone(1))
+
+    services.cancel_appointment(appointment=cancelled)
+    services.reschedule_appointment(appointment=moved, start=at(15, 30))
+
+    holds = wait_for(lambda: Hold.objects.count() == 2 and list(Hold.objects.order_by("pk")))
+    assert holds, "the worker offered nothing"
+    assert {(h.entry_id, h.starts_at) for h in holds} == {
+        (morning.pk, at(10)),
+        (afternoon.pk, at(14)),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_and_a_worker_racing_on_one_expired_hold_offer_it_once(
+    booking_rules, clinic, service, therapist, at
+):
+    day = at(10).date()
+    join(service, day, n=1)
+    join(service, day, n=2, joined_minutes=5)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    Appointment.objects.filter(pk=visit.pk).update(status="cancelled", cancelled_at=timezone.now())
+    hold = services.offer_freed_time(therapist_id=therapist.pk, start=at(10))
+    late = hold.expires_at + timedelta(seconds=1)
+
+    results = race(lambda _: services.end_expired_holds(now=late), count=8)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert sum(results) == 1
+    assert Hold.objects.active().count() == 1
+    assert OutgoingEmail.objects.filter(subject__startswith=OFFER).count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the exclusion constraint")
+def test_the_database_refuses_two_active_holds_that_meet(service, therapist, at, freed):
+    join(service, at(10).date(), n=1)
+    other = join(service, at(10).date(), n=2)
+    hold = freed()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Hold.objects.create(
+            entry=other,
+            therapist=therapist,
+            service=service,
+            starts_at=at(10, 30),
+            blocked_until=at(11, 45),
+            expires_at=hold.expires_at,
+        )
+
+
+def test_the_beat_ends_expired_holds_every_minute(settings):
+    from booking.tasks import end_expired_holds_task
+    from clinic.celery import app
+
+    (entry,) = [
+        e
+        for e in settings.CELERY_BEAT_SCHEDULE.values()
+        if e["task"] == end_expired_holds_task.name
+    ]
+    assert entry["schedule"] <= 60 and end_expired_holds_task.name in app.tasks
+    assert end_expired_holds_task.apply().get() == 0
