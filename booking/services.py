@@ -374,11 +374,14 @@ def join_waitlist(
 
 
 def leave_waitlist(*, entry):
-    """Take an entry off the waitlist (its patient's link, or staff); safe to run twice."""
+    """Take an entry off the waitlist (its patient's link, or staff); safe to run twice.
+    A time held for it is released and goes to the next in line."""
     with transaction.atomic():
         WaitlistEntry.objects.filter(pk=entry.pk, state=WaitlistEntry.State.WAITING).update(
             state=WaitlistEntry.State.LEFT
         )
+        for hold in Hold.objects.active().filter(entry=entry):
+            release_hold(hold=hold)
 
 
 # --- offering freed times to the waitlist -----------------------------------------------

@@ -306,3 +306,41 @@ def test_the_beat_ends_expired_holds_every_minute(settings):
     ]
     assert entry["schedule"] <= 60 and end_expired_holds_task.name in app.tasks
     assert end_expired_holds_task.apply().get() == 0
+
+
+def test_leaving_the_list_releases_a_time_held_for_you(
+    service, at, freed, django_capture_on_commit_callbacks
+):
+    entry = join(service, at(10).date(), n=1)
+    hold = freed()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.leave_waitlist(entry=entry)
+    hold.refresh_from_db()
+    assert hold.state == "released" and len(callbacks) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_thirty_claims_of_one_held_time_book_it_once(booking_rules, clinic, service, therapist, at):
+    join(service, at(10).date(), n=1)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    Appointment.objects.filter(pk=visit.pk).update(status="cancelled", cancelled_at=timezone.now())
+    hold = services.offer_freed_time(therapist_id=therapist.pk, start=at(10))
+
+    def claim(i):
+        try:
+            return book_appointment(
+                service=service,
+                therapist=therapist,
+                start=at(10),
+                patient=someone(100 + i),
+                hold=Hold.objects.get(pk=hold.pk),
+            )
+        except services.OfferLost:
+            return "quicker"
+
+    results = race(claim, count=30)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert results.count("quicker") == 29
+    assert Appointment.objects.active().count() == 1
+    assert Hold.objects.get().state == "claimed"
