@@ -54,8 +54,8 @@ class Inputs:
 def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None):
     """The engine's Inputs for `therapists` (already loaded) between two local days, in five
     queries. `ignoring` (an appointment) does not count as busy: it is the one being moved;
-    nor does `holding` (a waitlist Hold): it is its holder who is booking. Every other
-    active hold is busy, for patients and staff alike."""
+    nor does `holding` (a waitlist Hold) or those offered with it: it is its holder who is
+    booking. Every other active hold is busy, for patients and staff alike."""
     tz = timezone.get_default_timezone()
     ids = [therapist.pk for therapist in therapists]
     # A day's margin either side: a long appointment or time off can reach across midnight.
@@ -75,7 +75,7 @@ def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None)
     holds = {pk: [] for pk in ids}
     held = Hold.objects.active().filter(therapist_id__in=ids).within(start, end)
     if holding is not None:
-        held = held.exclude(pk=holding.pk)
+        held = held.exclude(offer_round=holding.offer_round)
     for hold in held.order_by("starts_at"):
         holds[hold.therapist_id].append(hold)
     return Inputs(

@@ -103,9 +103,10 @@ def write_waitlist_joined_email(entry):
     )
 
 
-def write_waitlist_offer_email(hold):
+def write_waitlist_offer_email(hold, *, shared_with=1):
     """The offer of a freed time to the waitlist entry it is held for, in their language,
-    with the link to claim it and the one to leave the list. Must run inside the hold's
+    with the link to claim it and the one to leave the list (`shared_with`: how many were
+    offered it at once, the first to book winning). Must run inside the hold's
     transaction; its idempotency key is the hold's, so one hold is never offered twice."""
     require_transaction()
     entry = hold.entry
@@ -116,6 +117,7 @@ def write_waitlist_offer_email(hold):
             "entry": entry,
             "hold": hold,
             "offer_url": offer_url(hold),
+            "shared_with": shared_with,
             "leave_url": leave_waitlist_url(entry),
         },
         idempotency_key=f"booking:waitlist-offer:{hold.pk}",

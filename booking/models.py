@@ -280,6 +280,13 @@ class BookingRules(models.Model):
         help_text="How long a freed time offered to someone on the waitlist is kept for them "
         "before it goes to the next in line.",
     )
+    waitlist_offer_to = models.PositiveSmallIntegerField(
+        "offer a freed time to (people at once)",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="1 offers it to the first in line alone. More offers it to that many at "
+        "once: the first to book it wins, and the others stay on the waitlist.",
+    )
 
     class Meta:
         verbose_name = _("booking rules")
@@ -616,6 +623,11 @@ class WaitlistEntry(models.Model):
         )
 
 
+def new_offer_round():
+    """An id shared by the holds of one offer (random, so no table is needed to count)."""
+    return secrets.randbits(62)
+
+
 class HoldQuerySet(models.QuerySet):
     def active(self):
         """Holds that keep their time from everyone but their holder (until the beat job,
@@ -628,6 +640,10 @@ class HoldQuerySet(models.QuerySet):
     def within(self, start, end):
         return self.filter(starts_at__lt=end, blocked_until__gt=start)
 
+    def of_round(self, hold):
+        """The holds offered together with `hold` (itself included)."""
+        return self.filter(offer_round=hold.offer_round)
+
     def expired(self, now):
         return self.active().filter(expires_at__lte=now)
 
@@ -635,9 +651,11 @@ class HoldQuerySet(models.QuerySet):
 class Hold(models.Model):
     """A freed time offered to one waitlist entry and kept for it until `expires_at`.
 
-    On PostgreSQL an exclusion constraint keeps a therapist's active holds from overlapping,
-    as appointments' does; booking re-checks holds and appointments under the therapist's
-    lock. One entry is never offered one time twice (the unique constraint).
+    A time offered to several at once ("first to claim wins") is one hold per entry, all with
+    the same `offer_round`. On PostgreSQL an exclusion constraint keeps a therapist's active
+    holds of different rounds from overlapping, as appointments' does; booking re-checks
+    holds and appointments under the therapist's lock. One entry is never offered one time
+    twice (the unique constraint).
     """
 
     class State(models.TextChoices):
@@ -645,6 +663,7 @@ class Hold(models.Model):
         CLAIMED = "claimed", _("Booked")
         EXPIRED = "expired", _("Expired")
         RELEASED = "released", _("Released")
+        LOST = "lost", _("Booked by another")
 
     entry = models.ForeignKey(
         WaitlistEntry, on_delete=models.CASCADE, related_name="holds", verbose_name=_("for")
@@ -659,6 +678,7 @@ class Hold(models.Model):
     appointment = models.OneToOneField(
         Appointment, on_delete=models.SET_NULL, null=True, blank=True, related_name="hold"
     )
+    offer_round = models.BigIntegerField(default=new_offer_round, editable=False)
 
     objects = HoldQuerySet.as_manager()
 

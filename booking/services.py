@@ -19,7 +19,15 @@ from clinic.locking import lock
 
 from . import availability
 from .emails import write_change_emails, write_confirmation_emails, write_waitlist_joined_email
-from .models import Appointment, BookingRules, Hold, Service, Therapist, WaitlistEntry
+from .models import (
+    Appointment,
+    BookingRules,
+    Hold,
+    Service,
+    Therapist,
+    WaitlistEntry,
+    new_offer_round,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +156,8 @@ def book_appointment(
             Hold.objects.filter(pk=hold.pk).update(
                 state=Hold.State.CLAIMED, appointment=appointment
             )
+            # Offered to several at once: the others were not quick enough.
+            Hold.objects.active().of_round(hold).update(state=Hold.State.LOST)
             WaitlistEntry.objects.filter(pk=hold.entry_id).update(state=WaitlistEntry.State.BOOKED)
         write_confirmation_emails(appointment, can_change=can_change_online(appointment, now=now))
     return appointment
@@ -422,8 +432,10 @@ def _free_period(therapist, start, now):
 
 
 def offer_freed_time(*, therapist_id, start, now=None):
-    """Offer the free time at `start` with a therapist to the first waitlist entry it suits,
-    holding it for them; returns the Hold, or None when nobody is offered it.
+    """Offer the free time at `start` with a therapist to the first waitlist entry it suits
+    (or the first few, when the booking rules offer to several at once: first to book wins),
+    holding it for them; returns the first in line's Hold (the others share its
+    offer_round), or None when nobody is offered it.
 
     Runs under the therapist's lock, so it cannot race a booking of that time, and re-reads
     everything: a time booked, held or offered meanwhile is left alone. An entry is never
@@ -463,36 +475,48 @@ def offer_freed_time(*, therapist_id, start, now=None):
             offers={s.pk: s.duration + s.buffer for s in offered},
         )
         wishes = [entry.for_matching() for entry in entries.values()]
+        chosen, free_for = [], {}
         for wish in suited(freed, wishes, tz=tz, now=now, notice=rules.min_notice):
-            entry = entries[wish.entry_id]
-            service = entry.service
-            free = availability.free_starts(
-                service=service,
-                therapists=[therapist],
-                first_day=day,
-                last_day=day,
-                now=now,
-                rules=rules,
-            )
-            if start not in set(free.get(therapist.pk, ())):
-                continue
-            hold = Hold(
+            service = entries[wish.entry_id].service
+            if service.pk not in free_for:
+                free = availability.free_starts(
+                    service=service,
+                    therapists=[therapist],
+                    first_day=day,
+                    last_day=day,
+                    now=now,
+                    rules=rules,
+                )
+                free_for[service.pk] = start in set(free.get(therapist.pk, ()))
+            if free_for[service.pk]:
+                chosen.append(entries[wish.entry_id])
+                if len(chosen) == rules.waitlist_offer_to:
+                    break
+        if not chosen:
+            return None
+        offer_round = new_offer_round()
+        holds = [
+            Hold(
                 entry=entry,
                 therapist=therapist,
-                service=service,
+                service=entry.service,
                 starts_at=start,
-                blocked_until=start + service.duration + service.buffer,
+                blocked_until=start + entry.service.duration + entry.service.buffer,
                 expires_at=now + rules.waitlist_hold,
                 created_at=now,
+                offer_round=offer_round,
             )
-            try:
-                with transaction.atomic():
+            for entry in chosen
+        ]
+        try:
+            with transaction.atomic():
+                for hold in holds:
                     hold.save()
-            except IntegrityError:
-                return None  # offered meanwhile by another run: that one stands
-            write_waitlist_offer_email(hold)
-            return hold
-    return None
+        except IntegrityError:
+            return None  # offered meanwhile by another run: that one stands
+        for hold in holds:
+            write_waitlist_offer_email(hold, shared_with=len(holds))
+        return holds[0]
 
 
 def end_expired_holds(*, now=None):

@@ -344,3 +344,93 @@ def test_thirty_claims_of_one_held_time_book_it_once(booking_rules, clinic, serv
     assert results.count("quicker") == 29
     assert Appointment.objects.active().count() == 1
     assert Hold.objects.get().state == "claimed"
+
+
+def test_offered_to_several_at_once_the_first_to_book_wins_and_the_others_hear_so(
+    client, booking_rules, service, therapist, at, freed
+):
+    booking_rules.waitlist_offer_to = 2
+    booking_rules.save()
+    day = at(10).date()
+    first, second = join(service, day, n=1), join(service, day, n=2, joined_minutes=5)
+    third = join(service, day, n=3, joined_minutes=9)
+
+    hold = freed()
+
+    held = list(Hold.objects.active().of_round(hold).order_by("entry__joined_at"))
+    assert [h.entry for h in held] == [first, second]
+    assert offers_to(third) == []
+    assert "first to book it gets it" in offers_to(second)[0].body_text
+    # Both may see the time as free for them; nobody else can.
+    for each in held:
+        assert at(10) in Availability(
+            service=service, therapists=[therapist], holding=each
+        ).times_on(day)
+    assert at(10) not in Availability(service=service, therapists=[therapist]).times_on(day)
+
+    book_appointment(
+        service=service, therapist=therapist, start=at(10), patient=someone(2), hold=held[1]
+    )
+    states = dict(Hold.objects.values_list("entry_id", "state"))
+    assert states == {first.pk: "lost", second.pk: "claimed"}
+    with pytest.raises(services.OfferLost):
+        book_appointment(
+            service=service, therapist=therapist, start=at(10), patient=someone(1), hold=held[0]
+        )
+    page = client.get(offer_path(offers_to(first)[0]))
+    assert page.status_code == 410 and b"someone was quicker" in page.content
+    first.refresh_from_db()
+    assert first.state == "waiting"  # still on the list
+
+
+def test_a_round_offered_to_several_passes_on_only_once_all_of_it_has_expired(
+    booking_rules, service, at, freed
+):
+    booking_rules.waitlist_offer_to = 2
+    booking_rules.save()
+    day = at(10).date()
+    for n in range(4):
+        join(service, day, n=n, joined_minutes=n)
+    hold = freed()
+    late = hold.expires_at + timedelta(seconds=1)
+
+    assert services.end_expired_holds(now=late) == 2
+    assert services.end_expired_holds(now=late) == 0
+    next_round = list(Hold.objects.active().order_by("entry__joined_at"))
+    assert [h.entry.name for h in next_round] == ["Waiting 2", "Waiting 3"]
+    assert len({h.offer_round for h in next_round}) == 1 != hold.offer_round
+
+
+@pytest.mark.django_db(transaction=True)
+def test_thirty_claimers_offered_one_time_at_once_book_it_once(
+    booking_rules, clinic, service, therapist, at
+):
+    booking_rules.waitlist_offer_to = 10
+    booking_rules.save()
+    day = at(10).date()
+    for n in range(10):
+        join(service, day, n=n, joined_minutes=n)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    Appointment.objects.filter(pk=visit.pk).update(status="cancelled", cancelled_at=timezone.now())
+    first = services.offer_freed_time(therapist_id=therapist.pk, start=at(10))
+    holds = list(Hold.objects.of_round(first))
+    assert len(holds) == 10
+
+    def claim(i):  # each of the ten offered, three times over (a double click, two tabs)
+        try:
+            return book_appointment(
+                service=service,
+                therapist=therapist,
+                start=at(10),
+                patient=someone(100 + i),
+                hold=holds[i % 10],
+            )
+        except services.OfferLost:
+            return "quicker"
+
+    results = race(claim, count=30)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert results.count("quicker") == 29
+    assert Appointment.objects.active().count() == 1
+    assert sorted(Hold.objects.values_list("state", flat=True)) == ["claimed"] + ["lost"] * 9
