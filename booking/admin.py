@@ -1,3 +1,4 @@
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import forms
@@ -567,6 +568,15 @@ class HoldAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # holds come from offers, never typed in
+
+    def changelist_view(self, request, extra_context=None):
+        claimed = Hold.objects.filter(state=Hold.State.CLAIMED)
+        since = timezone.now() - timedelta(days=30)
+        counts = {
+            "filled_30": claimed.filter(appointment__created_at__gte=since).count(),
+            "filled_all": claimed.count(),
+        }
+        return super().changelist_view(request, {**(extra_context or {}), **counts})
 
     @admin.action(description="Release the selected holds (offer the time to the next in line)")
     def release(self, request, queryset):

@@ -76,7 +76,7 @@ def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None)
     held = Hold.objects.active().filter(therapist_id__in=ids).within(start, end)
     if holding is not None:
         held = held.exclude(offer_round=holding.offer_round)
-    for hold in held.order_by("starts_at"):
+    for hold in held.select_related("entry").order_by("starts_at"):
         holds[hold.therapist_id].append(hold)
     return Inputs(
         therapists=list(therapists),

@@ -14,7 +14,7 @@ from clinic.models import Closure
 
 from . import slots
 from .availability import load_inputs
-from .models import Appointment, Therapist
+from .models import Appointment, Hold, Therapist
 
 DAY, WEEK = "day", "week"
 
@@ -31,6 +31,7 @@ class Entry:
     start: datetime
     end: datetime
     appointment: Appointment | None = None
+    hold: Hold | None = None
     reason: str = ""
     from_midnight: bool = False
     to_midnight: bool = False
@@ -109,8 +110,8 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
     """[ScheduleDay] from `first_day` to `last_day` (local days, both included).
 
     Each day holds one TherapistDay per therapist in `therapists` (already loaded), with
-    their active appointments (service loaded), free time and time off in time order.
-    Four queries whatever the number of therapists or days.
+    their active appointments (service loaded), waitlist holds (entry loaded), free time and
+    time off in time order. Five queries whatever the number of therapists or days.
     """
     tz = tz or timezone.get_default_timezone()
     inputs = load_inputs(therapists=therapists, first_day=first_day, last_day=last_day)
@@ -139,6 +140,10 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
             entries += [
                 _clipped("time_off", t.starts_at, t.ends_at, day, tz, reason=t.reason)
                 for t in inputs.time_off[therapist.pk]
+            ]
+            entries += [
+                _clipped("hold", h.starts_at, h.blocked_until, day, tz, hold=h)
+                for h in inputs.holds[therapist.pk]
             ]
             entries += [
                 _clipped("free", free_start, free_end, day, tz)

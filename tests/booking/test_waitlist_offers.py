@@ -434,3 +434,37 @@ def test_thirty_claimers_offered_one_time_at_once_book_it_once(
     assert results.count("quicker") == 29
     assert Appointment.objects.active().count() == 1
     assert sorted(Hold.objects.values_list("state", flat=True)) == ["claimed"] + ["lost"] * 9
+
+
+def test_staff_see_holds_in_the_schedule_and_a_count_of_times_filled(
+    client, staff_user, service, therapist, at, freed
+):
+    entry = join(service, at(10).date(), n=1)
+    hold = freed()
+    client.force_login(staff_user)
+
+    page = client.get(
+        "/admin/booking/appointment/schedule/",
+        {"date": at(10).date().isoformat(), "view": "day"},
+    ).content.decode()
+    assert "Held for Waiting 1 (waitlist)" in page
+    assert "10:00–11:15" in page
+
+    book_appointment(
+        service=service, therapist=therapist, start=at(10), patient=someone(1), hold=hold
+    )
+    listing = client.get("/admin/booking/hold/").content.decode()
+    assert "Freed times filled from the waitlist: 1 in the last 30 days, 1 in all." in listing
+    assert entry.name in listing
+
+
+def test_staff_release_holds_from_the_admin(client, staff_user, service, at, freed):
+    join(service, at(10).date(), n=1)
+    hold = freed()
+    client.force_login(staff_user)
+    response = client.post(
+        "/admin/booking/hold/", {"action": "release", "_selected_action": [hold.pk]}
+    )
+    assert response.status_code == 302
+    hold.refresh_from_db()
+    assert hold.state == "released"
