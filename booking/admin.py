@@ -32,8 +32,10 @@ from .models import (
 from .personal_data import patient_appointments
 from .services import (
     cancel_appointment,
+    delete_appointments,
     mark_attendance,
     release_hold,
+    remove_time_off,
     validate_not_overlapping,
 )
 
@@ -65,6 +67,17 @@ class TherapistAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["services"]
     inlines = [WorkingHoursInline, TimeOffInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not TimeOff:
+            return super().save_formset(request, form, formset, change)
+        # Time off removed frees time: the waitlist is offered it (booking.services).
+        instances = formset.save(commit=False)
+        remove_time_off(absences=formset.deleted_objects)
+        for instance in instances:
+            instance.save()
+        formset.save_m2m()
+        return None
 
 
 @admin.register(BookingRules)
@@ -262,6 +275,12 @@ class AppointmentAdmin(admin.ModelAdmin):
                 "At least one answer is yes: check before deep work.",
             )
         return format_html('{}<ul class="intake-answers">{}</ul>', flag, rows)
+
+    def delete_model(self, request, obj):
+        delete_appointments(appointments=[obj])
+
+    def delete_queryset(self, request, queryset):
+        delete_appointments(appointments=list(queryset))
 
     def save_model(self, request, obj, form, change):
         if obj.consented_to_policy_at is None:

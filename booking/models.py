@@ -697,3 +697,35 @@ class Hold(models.Model):
 
     def __str__(self):
         return f"{self.entry.name}: {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
+
+
+class VacancyQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(offered_at__isnull=True)
+
+
+class Vacancy(models.Model):
+    """Time that became free with one therapist (a cancellation, a move, a deleted visit,
+    time off removed), written in the same transaction as the change: the waitlist is
+    offered it by a task after commit, and by the beat if that task was lost."""
+
+    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="vacancies")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    offered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = VacancyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name_plural = "vacancies"
+        indexes = [models.Index(fields=["offered_at"], name="vacancy_pending")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="vacancy_ends_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.therapist}: {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"

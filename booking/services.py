@@ -25,6 +25,7 @@ from .models import (
     Hold,
     Service,
     Therapist,
+    Vacancy,
     WaitlistEntry,
     new_offer_round,
 )
@@ -223,7 +224,9 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
             by_staff=by_staff,
             can_change=can_change_online(locked, now=now),
         )
-        _offer_after_commit(locked.therapist_id, locked.starts_at)
+        record_vacancy(
+            therapist_id=locked.therapist_id, start=locked.starts_at, end=locked.blocked_until
+        )
     appointment.refresh_from_db()
     return True
 
@@ -258,7 +261,7 @@ def reschedule_appointment(*, appointment, start, now=None):
         )
         if start not in set(free.get(locked.therapist_id, ())):
             raise SlotUnavailable(_("Sorry, that time was just taken or is no longer free."))
-        freed = locked.starts_at
+        freed = (locked.starts_at, locked.blocked_until)
         locked.starts_at = start
         locked.ends_at = start + locked.service.duration
         locked.blocked_until = locked.ends_at + locked.service.buffer
@@ -279,7 +282,7 @@ def reschedule_appointment(*, appointment, start, now=None):
             by_staff=False,
             can_change=can_change_online(locked, now=now),
         )
-        _offer_after_commit(locked.therapist_id, freed)
+        record_vacancy(therapist_id=locked.therapist_id, start=freed[0], end=freed[1])
     return locked
 
 
@@ -395,22 +398,99 @@ def leave_waitlist(*, entry):
 
 
 # --- offering freed times to the waitlist -----------------------------------------------
-def _offer_after_commit(therapist_id, start):
-    """Once the change that freed `start` has committed, ask a worker to offer it."""
-    from .tasks import offer_freed_time_task
+def record_vacancy(*, therapist_id, start, end):
+    """Note that [start, end) became free with a therapist; once the change commits a task
+    offers it to the waitlist (the beat does, if that task is lost). Must run inside the
+    transaction of the change that freed it."""
+    from clinic.locking import require_transaction
 
-    transaction.on_commit(lambda: publish_offer(offer_freed_time_task, therapist_id, start))
+    from .tasks import offer_vacancy_task
+
+    require_transaction()
+    vacancy = Vacancy.objects.create(therapist_id=therapist_id, starts_at=start, ends_at=end)
+    transaction.on_commit(lambda: publish_offer(offer_vacancy_task, vacancy.pk))
+    return vacancy
 
 
-def publish_offer(task, therapist_id, start):
-    """Queue the offer of a freed time; a broker that is down is logged, never an error for
-    the patient who cancelled (the expiry beat still offers held times in turn)."""
+def publish_offer(task, vacancy_id):
+    """Queue the offer of a vacancy; a broker that is down is logged, never an error for
+    the patient who cancelled: the beat offers vacancies left pending."""
     from kombu.exceptions import OperationalError as BrokerDown
 
     try:
-        task.delay(therapist_id, start.isoformat())
+        task.delay(vacancy_id)
     except (BrokerDown, OSError) as exc:
-        logger.warning("Broker unavailable, freed time not offered to the waitlist: %s", exc)
+        logger.warning("Broker unavailable, vacancy %s left for the beat: %s", vacancy_id, exc)
+
+
+def _starts_within(vacancy, now):
+    """The free starts inside a vacancy, for any treatment its therapist offers, ascending."""
+    therapist = vacancy.therapist
+    tz = timezone.get_default_timezone()
+    first = vacancy.starts_at.astimezone(tz).date()
+    last = vacancy.ends_at.astimezone(tz).date()
+    starts = set()
+    for service in therapist.services.active():
+        free = availability.free_starts(
+            service=service, therapists=[therapist], first_day=first, last_day=last, now=now
+        )
+        starts.update(s for s in free.get(therapist.pk, ()) if s < vacancy.ends_at)
+    return sorted(s for s in starts if s >= vacancy.starts_at)
+
+
+def offer_vacancy(*, vacancy_id, now=None):
+    """Offer a vacancy's free times to the waitlist, once; returns the holds made.
+
+    Under the therapist's lock, then the vacancy's: a second run (the task retried, the
+    beat catching up at the same moment) finds it offered and does nothing.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        vacancy = Vacancy.objects.select_related("therapist").filter(pk=vacancy_id).first()
+        if vacancy is None:
+            return []
+        lock(Therapist.objects.filter(pk=vacancy.therapist_id))
+        if not lock(Vacancy.objects.pending().filter(pk=vacancy_id)):
+            return []
+        holds = []
+        for start in _starts_within(vacancy, now):
+            hold = offer_freed_time(therapist_id=vacancy.therapist_id, start=start, now=now)
+            if hold is not None:
+                holds.append(hold)
+        Vacancy.objects.filter(pk=vacancy_id).update(offered_at=now)
+    return holds
+
+
+def offer_pending_vacancies(*, now=None):
+    """Beat: offer the vacancies whose task never ran (broker or worker down); how many."""
+    now = now or timezone.now()
+    pending = list(Vacancy.objects.pending().values_list("pk", flat=True)[:200])
+    for pk in pending:
+        offer_vacancy(vacancy_id=pk, now=now)
+    return len(pending)
+
+
+def delete_appointments(*, appointments):
+    """Staff delete appointments (the admin's delete): an active one's time is offered to
+    the waitlist once the deletion commits."""
+    with transaction.atomic():
+        rows = lock(Appointment.objects.filter(pk__in=[a.pk for a in appointments]))
+        for row in rows:
+            if row.is_active:
+                record_vacancy(
+                    therapist_id=row.therapist_id, start=row.starts_at, end=row.blocked_until
+                )
+        Appointment.objects.filter(pk__in=[row.pk for row in rows]).delete()
+
+
+def remove_time_off(*, absences):
+    """Staff remove time off: the time is offered to the waitlist once that commits."""
+    with transaction.atomic():
+        for absence in absences:
+            record_vacancy(
+                therapist_id=absence.therapist_id, start=absence.starts_at, end=absence.ends_at
+            )
+            absence.delete()
 
 
 def _free_period(therapist, start, now):
@@ -548,5 +628,7 @@ def release_hold(*, hold, now=None):
             state=Hold.State.RELEASED
         )
         if released:
-            _offer_after_commit(hold.therapist_id, hold.starts_at)
+            record_vacancy(
+                therapist_id=hold.therapist_id, start=hold.starts_at, end=hold.blocked_until
+            )
     return bool(released)

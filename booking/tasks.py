@@ -1,7 +1,5 @@
 """Celery entry points for booking: each calls a booking service and is safe to run twice."""
 
-from datetime import datetime
-
 from celery import shared_task
 from django.db import OperationalError
 
@@ -21,7 +19,7 @@ def send_due_reminders_task():
 
 
 @shared_task(
-    name="booking.tasks.offer_freed_time",
+    name="booking.tasks.offer_vacancy",
     autoretry_for=(OperationalError,),
     retry_backoff=10,
     retry_backoff_max=120,
@@ -29,10 +27,9 @@ def send_due_reminders_task():
     soft_time_limit=60,
     time_limit=90,
 )
-def offer_freed_time_task(therapist_id, start):
-    """Offer a freed time (ISO instant) to the waitlist; safe to run twice."""
-    hold = services.offer_freed_time(therapist_id=therapist_id, start=datetime.fromisoformat(start))
-    return hold.pk if hold else None
+def offer_vacancy_task(vacancy_id):
+    """Offer a freed time to the waitlist; safe to run twice (the second finds it offered)."""
+    return [hold.pk for hold in services.offer_vacancy(vacancy_id=vacancy_id)]
 
 
 @shared_task(
@@ -45,5 +42,8 @@ def offer_freed_time_task(therapist_id, start):
     time_limit=180,
 )
 def end_expired_holds_task():
-    """Beat: offer each unclaimed, expired hold's time to the next in line; count them."""
-    return services.end_expired_holds()
+    """Beat: offer each unclaimed, expired hold's time to the next in line, and any freed
+    time whose task was lost; returns how many holds ended."""
+    ended = services.end_expired_holds()
+    services.offer_pending_vacancies()
+    return ended

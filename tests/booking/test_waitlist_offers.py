@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from booking import services
 from booking.availability import Availability
-from booking.models import Appointment, Hold, WaitlistEntry
+from booking.models import Appointment, Hold, TimeOff, Vacancy, WaitlistEntry
 from booking.services import PatientDetails, book_appointment
 from clinic.models import OutgoingEmail
 from tests.conftest import race, wait_for
@@ -468,3 +468,55 @@ def test_staff_release_holds_from_the_admin(client, staff_user, service, at, fre
     assert response.status_code == 302
     hold.refresh_from_db()
     assert hold.state == "released"
+
+
+def test_a_freed_time_whose_task_never_ran_is_offered_by_the_beat(service, therapist, at):
+    entry = join(service, at(10).date(), n=1)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    # Inside this test's transaction the after-commit task never runs: as if the broker
+    # had been down when the patient cancelled.
+    services.cancel_appointment(appointment=visit)
+    (vacancy,) = Vacancy.objects.pending()
+    assert (vacancy.starts_at, vacancy.ends_at) == (at(10), at(11, 15))
+    assert not Hold.objects.exists()
+
+    from booking.tasks import end_expired_holds_task
+
+    end_expired_holds_task.apply().get()
+    (hold,) = Hold.objects.all()
+    assert hold.entry == entry and hold.starts_at == at(10)
+    assert not Vacancy.objects.pending().exists()
+    end_expired_holds_task.apply().get()  # again: nothing new
+    assert Hold.objects.count() == 1 and len(offers_to(entry)) == 1
+
+
+def test_a_vacancy_is_offered_once_however_often_it_is_processed(service, therapist, at):
+    join(service, at(10).date(), n=1)
+    join(service, at(10).date(), n=2, joined_minutes=5)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    services.cancel_appointment(appointment=visit)
+    vacancy = Vacancy.objects.get()
+
+    assert len(services.offer_vacancy(vacancy_id=vacancy.pk)) == 1
+    assert services.offer_vacancy(vacancy_id=vacancy.pk) == []
+    assert Hold.objects.count() == 1
+
+
+def test_staff_deleting_an_appointment_or_removing_time_off_frees_time_for_the_waitlist(
+    client, staff_user, service, therapist, at
+):
+    day = at(10).date()
+    morning = join(service, day, n=1)
+    afternoon = join(service, day, n=2, parts=("afternoon",))
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    away = TimeOff.objects.create(therapist=therapist, starts_at=at(13), ends_at=at(17))
+    client.force_login(staff_user)
+
+    response = client.post(f"/admin/booking/appointment/{visit.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not Appointment.objects.exists()
+    services.remove_time_off(absences=[away])
+
+    for vacancy in Vacancy.objects.pending():
+        services.offer_vacancy(vacancy_id=vacancy.pk)
+    holds = {h.entry_id: h.starts_at for h in Hold.objects.all()}
+    assert holds == {morning.pk: at(10), afternoon.pk: at(13)}
