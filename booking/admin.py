@@ -34,6 +34,8 @@ from .services import (
     cancel_appointment,
     delete_appointments,
     mark_attendance,
+    record_freed_by_staff_edit,
+    record_hours_added,
     release_hold,
     remove_time_off,
     validate_not_overlapping,
@@ -69,6 +71,12 @@ class TherapistAdmin(admin.ModelAdmin):
     inlines = [WorkingHoursInline, TimeOffInline]
 
     def save_formset(self, request, form, formset, change):
+        if formset.model is WorkingHours:
+            super().save_formset(request, form, formset, change)
+            # New or changed hours may free time: the waitlist is offered it.
+            changed = [obj for obj, _fields in formset.changed_objects]
+            record_hours_added(intervals=[*formset.new_objects, *changed])
+            return None
         if formset.model is not TimeOff:
             return super().save_formset(request, form, formset, change)
         # Time off removed frees time: the waitlist is offered it (booking.services).
@@ -288,7 +296,9 @@ class AppointmentAdmin(admin.ModelAdmin):
             obj.consented_to_policy_at = timezone.now()
         if obj.status == Appointment.Status.CANCELLED and obj.cancelled_at is None:
             obj.cancelled_at = timezone.now()
+        before = Appointment.objects.filter(pk=obj.pk).first() if change else None
         super().save_model(request, obj, form, change)
+        record_freed_by_staff_edit(before=before, after=obj)
 
     # --- the list: actions and the bookings articles brought ---------------------------
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from clinic.locking import lock
 from clinic.personal_data import PersonalData, isoformat, months_before, register
 
-from .models import Appointment, WaitlistEntry
+from .models import Appointment, Hold, Vacancy, WaitlistEntry
 
 ANONYMOUS_NAME = "Anonymised"
 ANONYMOUS_EMAIL = "anonymised@example.invalid"
@@ -184,8 +184,13 @@ def expire_waitlist_entries(*, now=None):
         .filter(last_day__lt=today)
         .update(state=WaitlistEntry.State.EXPIRED)
     )
-    deleted, _per_model = WaitlistEntry.objects.filter(
+    _total, per_model = WaitlistEntry.objects.filter(
         last_day__lt=today - timedelta(days=WAITLIST_KEEP_DAYS)
+    ).delete()
+    deleted = per_model.get(WaitlistEntry._meta.label, 0)
+    # The record of freed times offered (no personal data) is kept as long.
+    Vacancy.objects.filter(
+        offered_at__lt=(now or timezone.now()) - timedelta(days=WAITLIST_KEEP_DAYS)
     ).delete()
     return expired, deleted
 
@@ -229,8 +234,13 @@ class Waitlist(PersonalData):
         lock(self._entries(email).values_list("pk", flat=True))
 
     def erase(self, email, *, now):
-        deleted, _per_model = self._entries(email).delete()
-        return deleted
+        from .services import release_hold
+
+        # A time held for them goes to the next in line rather than vanishing with the row.
+        for hold in Hold.objects.active().filter(entry__in=self._entries(email)):
+            release_hold(hold=hold, now=now)
+        _total, per_model = self._entries(email).delete()
+        return per_model.get(WaitlistEntry._meta.label, 0)
 
     def apply_retention(self, *, now):
         expired, deleted = expire_waitlist_entries(now=now)

@@ -7,6 +7,7 @@ the clinic's emails are written in the same transaction (booking/emails.py).
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -632,3 +633,40 @@ def release_hold(*, hold, now=None):
                 therapist_id=hold.therapist_id, start=hold.starts_at, end=hold.blocked_until
             )
     return bool(released)
+
+
+def record_freed_by_staff_edit(*, before, after):
+    """Staff changed an appointment in the admin: if that freed its old time (cancelled,
+    moved, given to another therapist), offer the time to the waitlist. Must run inside the
+    admin's transaction, with `before` read before the save."""
+    if before is None or not before.is_active:
+        return None
+    kept = (
+        after.is_active
+        and after.therapist_id == before.therapist_id
+        and after.starts_at <= before.starts_at
+        and after.blocked_until >= before.blocked_until
+    )
+    if kept:
+        return None
+    return record_vacancy(
+        therapist_id=before.therapist_id, start=before.starts_at, end=before.blocked_until
+    )
+
+
+def record_hours_added(*, intervals, now=None):
+    """Staff added or widened working hours: each day they fall on from today to the last
+    bookable day is offered to the waitlist. Must run inside the admin's transaction."""
+    now = now or timezone.now()
+    tz = timezone.get_default_timezone()
+    rules = BookingRules.current()
+    today = now.astimezone(tz).date()
+    for interval in intervals:
+        for offset in range(rules.max_days_ahead + 1):
+            day = today + timedelta(days=offset)
+            if day.weekday() != interval.weekday:
+                continue
+            start = datetime.combine(day, interval.opens, tzinfo=tz)
+            end = datetime.combine(day, interval.closes, tzinfo=tz)
+            if end > now:
+                record_vacancy(therapist_id=interval.therapist_id, start=start, end=end)

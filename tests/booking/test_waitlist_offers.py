@@ -520,3 +520,52 @@ def test_staff_deleting_an_appointment_or_removing_time_off_frees_time_for_the_w
         services.offer_vacancy(vacancy_id=vacancy.pk)
     holds = {h.entry_id: h.starts_at for h in Hold.objects.all()}
     assert holds == {morning.pk: at(10), afternoon.pk: at(13)}
+
+
+def test_staff_moving_or_cancelling_a_visit_in_the_admin_frees_its_old_time(
+    client, staff_user, service, therapist, at
+):
+    from django.contrib.admin.sites import site
+
+    from booking.admin import AppointmentAdmin
+
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    admin = AppointmentAdmin(Appointment, site)
+    before = Appointment.objects.get(pk=visit.pk)
+    assert services.record_freed_by_staff_edit(before=before, after=visit) is None  # unchanged
+    visit.starts_at, visit.ends_at, visit.blocked_until = at(14), at(15), at(15, 15)
+    with transaction.atomic():
+        admin.save_model(None, visit, None, change=True)
+    (vacancy,) = Vacancy.objects.all()
+    assert (vacancy.starts_at, vacancy.ends_at) == (at(10), at(11, 15))
+
+
+def test_hours_staff_add_are_offered_on_each_day_they_fall_on(booking_rules, therapist, at):
+    from booking.models import WorkingHours
+
+    evening = WorkingHours(therapist=therapist, weekday=at(10).weekday(), opens=at(17).time())
+    evening.closes = at(20).time()
+    now = timezone.now()
+    with transaction.atomic():
+        services.record_hours_added(intervals=[evening], now=now)
+    starts = sorted(v.starts_at for v in Vacancy.objects.all())
+    assert at(17) in starts and at(17, days=7) in starts
+    assert {s.astimezone(at(10).tzinfo).weekday() for s in starts} == {at(10).weekday()}
+    today = timezone.localdate(now)
+    window = [today + timedelta(days=n) for n in range(booking_rules.max_days_ahead + 1)]
+    assert len(starts) == sum(1 for day in window if day.weekday() == at(10).weekday())
+
+
+def test_erasing_someone_with_a_held_time_passes_the_time_on(service, at, freed):
+    from clinic import personal_data as site_data
+
+    join(service, at(10).date(), n=1)
+    join(service, at(10).date(), n=2, joined_minutes=5)
+    hold = freed()
+    Vacancy.objects.update(offered_at=timezone.now())
+
+    assert site_data.erase(email="w1@example.com")["waitlist"] == 1
+    assert not Hold.objects.filter(pk=hold.pk).exists()
+    (vacancy,) = Vacancy.objects.pending()
+    (next_hold,) = services.offer_vacancy(vacancy_id=vacancy.pk)
+    assert next_hold.entry.email == "w2@example.com"
