@@ -33,6 +33,7 @@ from .personal_data import patient_appointments
 from .services import (
     cancel_appointment,
     delete_appointments,
+    leave_waitlist,
     mark_attendance,
     record_freed_by_staff_edit,
     record_hours_added,
@@ -567,12 +568,34 @@ class AppointmentAdmin(admin.ModelAdmin):
 class WaitlistEntryAdmin(admin.ModelAdmin):
     """The waitlist by day and treatment; staff remove an entry or contact its patient."""
 
-    list_display = ["name", "service", "therapist", "first_day", "last_day", "state", "joined_at"]
+    list_display = [
+        "name",
+        "contact",
+        "service",
+        "therapist",
+        "first_day",
+        "last_day",
+        "state",
+        "joined_at",
+    ]
     list_filter = ["state", "service", "therapist"]
     date_hierarchy = "first_day"
     search_fields = ["name", "email", "phone"]
     ordering = ["first_day", "service", "joined_at"]
     readonly_fields = ["joined_at"]
+    actions = ["take_off_the_list"]
+
+    @admin.display(description="contact")
+    def contact(self, obj):
+        return format_html(
+            '<a href="mailto:{}">{}</a> {}', obj.email, obj.email, obj.phone.as_national
+        )
+
+    @admin.action(description="Take the selected entries off the waitlist")
+    def take_off_the_list(self, request, queryset):
+        for entry in queryset:
+            leave_waitlist(entry=entry)
+        self.message_user(request, f"{queryset.count()} entr(y/ies) taken off.", messages.SUCCESS)
 
 
 @admin.register(Hold)

@@ -208,3 +208,22 @@ def timezone_at(day):
     from django.utils import timezone
 
     return datetime.combine(day, time(12), tzinfo=timezone.get_default_timezone())
+
+
+def test_staff_see_the_list_with_a_way_to_contact_each_and_can_take_them_off(
+    client, staff_user, next_monday
+):
+    client.post(join_url(), form(next_monday))
+    entry = WaitlistEntry.objects.get()
+    client.force_login(staff_user)
+
+    listing = client.get("/admin/booking/waitlistentry/").content.decode()
+    assert 'href="mailto:pat@example.com"' in listing and "(209) 555-0142" in listing
+
+    response = client.post(
+        "/admin/booking/waitlistentry/",
+        {"action": "take_off_the_list", "_selected_action": [entry.pk]},
+    )
+    assert response.status_code == 302
+    entry.refresh_from_db()
+    assert entry.state == "left"
