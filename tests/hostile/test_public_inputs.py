@@ -380,3 +380,58 @@ def test_the_hostile_examples_reach_the_views(web, world, free_time):
     assert web.get("/book/massage-60/any/").status_code == 200
     assert web.get("/articles/", {"q": "calf"}).status_code == 200
     assert world.starts_at > timezone.now() + timedelta(days=1)
+
+
+# --- the waitlist ---------------------------------------------------------------------------
+WAITLIST_FIELDS = ["first_day", "last_day", "parts", "name", "email", "phone"]
+
+
+def valid_waitlist(first_day):
+    return {
+        "first_day": first_day.isoformat(),
+        "last_day": first_day.isoformat(),
+        "parts": ["morning"],
+        "name": "Sam Waiting",
+        "email": "sam@example.com",
+        "phone": "+12095550143",
+    }
+
+
+@HOSTILE
+@given(field=st.sampled_from(WAITLIST_FIELDS), value=hostile)
+@example(field="name", value="\x00")
+@example(field="email", value="sam@exam\x00ple.com")
+@example(field="first_day", value="9999-12-31")
+@example(field="last_day", value="0001-01-01")
+@example(field="parts", value="\x00")
+def test_the_waitlist_form_refuses_any_bad_field_and_lists_nobody(web, world, field, value):
+    from booking.models import WaitlistEntry
+
+    data = valid_waitlist(timezone.localtime(world.starts_at).date())
+    data[field] = value
+    for therapist in ("any", world.therapist.slug):
+        response = check(web.post(f"/book/massage-60/{therapist}/waitlist/", data), "joining")
+        if response.status_code != 302:
+            assert response.status_code == 400
+    check(web.get("/book/massage-60/any/waitlist/", {"day": value, "month": value}), "the form")
+    for entry in WaitlistEntry.objects.all():  # whatever was accepted is what a form allows
+        entry.full_clean()
+    WaitlistEntry.objects.all().delete()
+    OutgoingEmail.objects.exclude(to=["pat@example.com"]).delete()
+
+
+@HOSTILE
+@given(token=hostile)
+@example(token="\x00")
+@example(token="a" * 300)
+@example(token="MQ:1abc:xyz")
+def test_hostile_waitlist_tokens_offer_and_change_nothing(web, world, free_time, token):
+    before = state()
+    _start, details = free_time
+    for segment in segments(token):
+        check(web.get(f"/book/waitlist/leave/{segment}/"), "the leave page")
+        check(web.post(f"/book/waitlist/leave/{segment}/"), "leaving")
+        check(web.get(f"/book/waitlist/offer/{segment}/"), "an offer link")
+    check(web.get(details, {"offer": token}), "the details step with an offer")
+    check(web.post(details, {"offer": token, "name": "x"}), "booking with an offer")
+    assert state() == before
