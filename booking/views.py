@@ -396,7 +396,14 @@ def details(request, service, therapist, day, at):
             token = claimed.public_token
             url = reverse("booking:confirmation", kwargs={"token": token})
             return HttpResponseRedirect(url, status=303)
-        return _offer_ended(request, status=409)
+        if hold is None:
+            return _unavailable(
+                request,
+                _("This offer link is not valid."),
+                status=404,
+                back_label=_("See other free times"),
+            )
+        return _offer_ended(request, hold, status=409)
     rules = availability.rules
     context = _step_context(
         service,
@@ -486,7 +493,7 @@ def _book(request, availability, start, context):
         busy["Retry-After"] = BUSY_RETRY_AFTER
         return busy
     except services.OfferLost:
-        return _offer_ended(request, status=409)
+        return _offer_ended(request, context["hold"], status=409)
     except services.SlotUnavailable as exc:
         fresh = availability.nearby(chosen)
         # What they typed, shown again without errors; the time is theirs to pick anew.
@@ -863,13 +870,24 @@ def _offered_to(hold, offer):
     return {"name": entry.name, "email": entry.email, "phone": entry.phone, "offer": offer}
 
 
-def _offer_ended(request, *, status):
-    return _unavailable(
-        request,
-        _("Sorry, this offer has ended: someone was quicker. You are still on the waitlist."),
-        status=status,
-        back_label=_("See other free times"),
-    )
+def _offer_ended(request, hold, *, status):
+    """Why an offer can no longer be booked, said plainly: someone else booked it, it ran
+    out, or it was withdrawn; and whether the patient is still on the waitlist."""
+    hold.refresh_from_db()
+    entry = hold.entry
+    entry.refresh_from_db()
+    if hold.state == hold.State.LOST:
+        why = _("Sorry, this offer has ended: someone was quicker.")
+    elif hold.state == hold.State.EXPIRED or hold.expires_at <= timezone.now():
+        why = _("Sorry, this offer ended at %(time)s: the time was kept for you until then.") % {
+            "time": dateformat.format(timezone.localtime(hold.expires_at), _("g:i A"))
+        }
+    else:
+        why = _("Sorry, this offer has ended.")
+    if entry.state == entry.State.WAITING:
+        still = _("You are still on the waitlist.")
+        why = f"{why} {still}"
+    return _unavailable(request, why, status=status, back_label=_("See other free times"))
 
 
 @never_cache
@@ -877,11 +895,11 @@ def _offer_ended(request, *, status):
 @private_page
 def waitlist_offer(request, token):
     """The offer email's link: on to the details step with everything known filled in, or
-    "someone was quicker" when the hold has ended."""
+    why the offer has ended (someone was quicker, it ran out, it was withdrawn)."""
     hold = links.hold_for_token(token)
     if hold is None:
         raise Http404("No such offer")
     if not _offer_stands(hold, hold.service, hold.therapist, hold.starts_at, timezone.now()):
-        return _offer_ended(request, status=410)
+        return _offer_ended(request, hold, status=410)
     url = _details_url(hold.service, hold.therapist, hold.starts_at)
     return redirect(url + "?" + urlencode({"offer": token}))

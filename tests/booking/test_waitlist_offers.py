@@ -180,7 +180,10 @@ def test_an_unclaimed_hold_goes_to_the_next_in_line_once_however_often_beat_runs
     assert next_hold.entry == second
     assert len(offers_to(first)) == 1 and len(offers_to(second)) == 1
     page = client.get(offer_path(offers_to(first)[0]))
-    assert page.status_code == 410 and b"someone was quicker" in page.content
+    assert page.status_code == 410
+    assert "the time was kept for you until then. You are still on the waitlist." in (
+        page.content.decode()
+    )
 
     # Nobody else waits: when the second hold ends too, the first is not offered it again.
     assert services.end_expired_holds(now=next_hold.expires_at + timedelta(seconds=1)) == 1
@@ -378,7 +381,8 @@ def test_offered_to_several_at_once_the_first_to_book_wins_and_the_others_hear_s
             service=service, therapist=therapist, start=at(10), patient=someone(1), hold=held[0]
         )
     page = client.get(offer_path(offers_to(first)[0]))
-    assert page.status_code == 410 and b"someone was quicker" in page.content
+    assert page.status_code == 410
+    assert b"someone was quicker. You are still on the waitlist." in page.content
     first.refresh_from_db()
     assert first.state == "waiting"  # still on the list
 
@@ -569,3 +573,13 @@ def test_erasing_someone_with_a_held_time_passes_the_time_on(service, at, freed)
     (vacancy,) = Vacancy.objects.pending()
     (next_hold,) = services.offer_vacancy(vacancy_id=vacancy.pk)
     assert next_hold.entry.email == "w2@example.com"
+
+
+def test_a_spanish_offer_that_ran_out_says_so_in_spanish(client, service, at, freed):
+    join(service, at(10).date(), n=1, language="es")
+    hold = freed()
+    services.end_expired_holds(now=hold.expires_at + timedelta(seconds=1))
+    (email,) = OutgoingEmail.objects.filter(subject__startswith="Hay una hora libre para usted")
+    assert offer_path(email).startswith("/es/")
+    page = client.get(offer_path(email)).content.decode()
+    assert "la hora se le guardó hasta entonces. Sigue en la lista de espera." in page
