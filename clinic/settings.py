@@ -522,6 +522,8 @@ if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", NEWSLETTER_RATE_LIMIT):
 # Every sign-up answer takes at least this long, so timing cannot tell who subscribes.
 NEWSLETTER_SIGNUP_SECONDS = _read("NEWSLETTER_SIGNUP_SECONDS", env.float, default=0.3)
 RATELIMIT_VIEW = "clinic.views.rate_limited"
+# A form sent without its CSRF cookie gets a page in the visitor's language that keeps it.
+CSRF_FAILURE_VIEW = "clinic.views.csrf_failure"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -30,20 +30,26 @@ def is_database_unavailable(exc):
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
+def posted_fields(request):
+    """[(name, value)] of what `request` POSTed, for a page that offers to send it again
+    (its old CSRF token left out: the page carries a fresh one)."""
+    if request.method != "POST":
+        return []
+    try:
+        return [
+            (name, value)
+            for name, values in request.POST.lists()
+            for value in values
+            if name not in _NOT_RESENT
+        ]
+    except Exception:  # noqa: BLE001  # an unreadable body: the page without the form
+        return []
+
+
 def database_unavailable(request):
     """The 503 page for `request`, keeping what it posted."""
     request.database_unavailable = True  # the page renders without the clinic's profile too
-    posted = []
-    if request.method == "POST":
-        try:
-            posted = [
-                (name, value)
-                for name, values in request.POST.lists()
-                for value in values
-                if name not in _NOT_RESENT
-            ]
-        except Exception:  # noqa: BLE001  # an unreadable body: the page without the form
-            posted = []
+    posted = posted_fields(request)
     context = {
         "posted": posted,
         "retry_url": request.get_full_path(),

@@ -253,3 +253,16 @@ def busy(request):
     response["Retry-After"] = "5"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: a form came back without the cookie that shows it is this site's
+    (cookies blocked, or a page left open past its cookie). A 403 in the visitor's language
+    instead of Django's technical page, keeping what they typed, with a fresh token to send
+    it again."""
+    from .unavailable import posted_fields
+
+    context = {"posted": posted_fields(request), "retry_url": request.get_full_path()}
+    response = render(request, "403_csrf.html", context, status=403)
+    response["Cache-Control"] = "private, no-store"  # it may hold what a patient typed
+    return response

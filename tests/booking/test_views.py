@@ -386,3 +386,30 @@ def test_today_with_nothing_left_to_book_is_not_called_full(client, therapist):
     assert "no more times today" in cells[4]
     assert "full" not in cells[4]
     assert "free time" in cells[5]  # Thursday is bookable
+
+
+@pytest.mark.parametrize(("prefix", "heading"), [("", "This form could not be sent"), ("/es", "")])
+def test_a_form_sent_without_its_cookie_comes_back_kept_and_goes_through_again(
+    therapist, at, prefix, heading
+):
+    browser = Client(enforce_csrf_checks=True)
+    url = prefix + details_url(therapist, at(10))
+    page = browser.get(url).content.decode()
+    data = form_data(browser, url, name="Sam Cookie")
+    data["csrfmiddlewaretoken"] = re.search(
+        r'name="csrfmiddlewaretoken" value="([^"]+)"', page
+    ).group(1)
+    browser.cookies.clear()  # blocked, or gone while the page stood open
+
+    refused = browser.post(url, data)
+    assert refused.status_code == 403
+    assert "no-store" in refused["Cache-Control"]
+    text = refused.content.decode()
+    assert 'value="Sam Cookie"' in text  # nothing typed is lost
+    assert (heading or "No pudimos enviar este formulario") in text
+    assert Appointment.objects.count() == 0
+
+    resent = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', text))
+    again = browser.post(url, resent)  # the page's fresh token and cookie
+    assert again.status_code == 303, again.content.decode()[:300]
+    assert Appointment.objects.get().patient_name == "Sam Cookie"
