@@ -2,11 +2,12 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -39,6 +40,7 @@ from .services import (
     record_hours_added,
     release_hold,
     remove_time_off,
+    reset_calendar_feed,
     validate_not_overlapping,
 )
 
@@ -70,6 +72,55 @@ class TherapistAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["services"]
     inlines = [WorkingHoursInline, TimeOffInline]
+
+    # --- the therapist's own calendar feed: their page shows the secret link and resets it
+
+    def get_urls(self):
+        feed = self.admin_site.admin_view(self.calendar_feed_view)
+        return [
+            path("calendar-feed/", feed, name="booking_therapist_my_calendar_feed"),
+            path("<int:pk>/calendar-feed/", feed, name="booking_therapist_calendar_feed"),
+            *super().get_urls(),
+        ]
+
+    def calendar_feed_view(self, request, pk=None):
+        """The feed's link for the therapist signed in (or, for a superuser, any therapist),
+        and a button that replaces it: the old URL stops working at once. Anyone else, and
+        a staff login with no therapist, gets a 404 (the link is as good as a password)."""
+        if pk is None:
+            therapist = Therapist.objects.filter(user_id=request.user.pk).first()
+        else:
+            therapist = Therapist.objects.filter(pk=pk).first()
+            own = therapist and therapist.user_id == request.user.pk
+            if not (own or request.user.is_superuser):
+                therapist = None
+        if therapist is None:
+            raise Http404("No calendar feed for this login")
+        if request.method == "POST":
+            reset_calendar_feed(therapist=therapist)
+            self.log_change(request, therapist, "Calendar feed link reset")
+            self.message_user(
+                request,
+                "A new calendar link is below. The old one no longer works: calendars "
+                "subscribed to it stop updating until subscribed to this one.",
+                messages.SUCCESS,
+            )
+            return redirect(request.path)
+        feed_url = None
+        if therapist.calendar_token:
+            path_ = reverse("booking:therapist_feed", args=[therapist.calendar_token])
+            feed_url = settings.SITE_URL.rstrip("/") + path_
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Calendar feed: {therapist.name}",
+            "opts": self.model._meta,
+            "therapist": therapist,
+            "feed_url": feed_url,
+            "webcal_url": "webcal://" + feed_url.split("://", 1)[1] if feed_url else None,
+        }
+        response = TemplateResponse(request, "admin/booking/therapist/calendar_feed.html", context)
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     def save_formset(self, request, form, formset, change):
         if formset.model is WorkingHours:

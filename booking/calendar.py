@@ -10,7 +10,7 @@ The README explains the choice.
 """
 
 import hashlib
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from email.utils import parseaddr
 from urllib.parse import urlsplit
 
@@ -147,4 +147,55 @@ def appointment_ics(appointment, *, sequence=0, cancelled=False, invitation=True
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("transp", "OPAQUE")
     calendar.add_component(event)
+    return calendar.to_ical().decode()
+
+
+# --- a therapist's own calendar feed --------------------------------------------------------
+# Subscribed to from a phone's calendar app by a secret URL (Therapist.calendar_token). It
+# names each patient by initials only and carries nothing else about them: no email, phone,
+# notes or health answers, since a calendar app syncs it to servers the clinic never chose.
+FEED_REFRESH = timedelta(minutes=15)
+
+
+def initials(name):
+    """'Pat Q. Example' -> 'P.E.': the first and last words' first letters, upper case."""
+    words = [word for word in name.split() if word[:1].isalnum()]
+    if not words:
+        return "?"
+    picked = words[:1] + words[1:][-1:]
+    return "".join(f"{word[0].upper()}." for word in picked)
+
+
+def therapist_feed_ics(therapist, appointments, *, now):
+    """The therapist's visits as one PUBLISH calendar. Times are UTC, which every reader
+    agrees on (the phone shows its own zone); a cancelled visit stays, as STATUS:CANCELLED
+    (and TRANSPARENT: the time is free again), so the therapist sees that it was cancelled
+    rather than a visit silently vanishing."""
+    from clinic.services import get_clinic_profile
+
+    profile = get_clinic_profile()
+    clinic_name = profile.name if profile else "Clinic"
+    calendar = Calendar()
+    calendar.add("prodid", "-//Clinic site//Therapist feed//EN")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add("x-wr-calname", f"{clinic_name}: {therapist.name}")
+    calendar.add("refresh-interval", FEED_REFRESH, parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", FEED_REFRESH)
+    for appointment in appointments:
+        cancelled = appointment.status == appointment.Status.CANCELLED
+        event = Event()
+        event.add("uid", appointment_uid(appointment))
+        event.add("sequence", appointment.sequence)  # cancelling and moving raise it
+        event.add("dtstamp", now)
+        event.add("dtstart", appointment.starts_at.astimezone(UTC))
+        event.add("dtend", appointment.ends_at.astimezone(UTC))
+        summary = f"{appointment.service.name} · {initials(appointment.patient_name)}"
+        event.add("summary", f"Cancelled: {summary}" if cancelled else summary)
+        if profile:
+            event.add("location", profile.address_line)
+        event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+        event.add("transp", "TRANSPARENT" if cancelled else "OPAQUE")
+        calendar.add_component(event)
     return calendar.to_ical().decode()

@@ -1,5 +1,6 @@
 """The schedule: services, therapists and their hours, the clinic's booking rules, appointments."""
 
+import re
 import secrets
 from datetime import timedelta
 
@@ -96,6 +97,12 @@ class Service(models.Model):
         ]
 
 
+# secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
+CALENDAR_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+# How far back a therapist's calendar feed goes (its apps keep what they already had).
+FEED_DAYS_BACK = 30
+
+
 class TherapistQuerySet(models.QuerySet):
     def active(self):
         return self.filter(is_active=True)
@@ -106,6 +113,13 @@ class TherapistQuerySet(models.QuerySet):
     def bookable(self):
         """Bookable online and offering at least one treatment bookable online."""
         return self.active().filter(services__is_active=True).distinct()
+
+    def with_calendar_token(self, token):
+        """The therapist whose calendar feed `token` opens; none for anything that is not
+        the shape reset_calendar_feed makes (so odd bytes never reach the database)."""
+        if not isinstance(token, str) or not CALENDAR_TOKEN.fullmatch(token):
+            return self.none()
+        return self.filter(calendar_token=token)
 
 
 class Therapist(models.Model):
@@ -137,6 +151,11 @@ class Therapist(models.Model):
         blank=True,
         related_name="therapist",
         verbose_name=_("staff user"),
+    )
+    # The secret in the therapist's private calendar feed URL (booking.calendar); empty until
+    # they ask for a link, replaced when they reset it, so the old URL answers 404.
+    calendar_token = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False, default=None
     )
 
     objects = TherapistQuerySet.as_manager()
@@ -374,6 +393,13 @@ class AppointmentQuerySet(models.QuerySet):
             starts_at__lte=now + lead,
             scheduled_at__lte=F("starts_at") - lead,
         )
+
+    def in_calendar_feed(self, therapist, *, now):
+        """A therapist's visits their calendar feed lists: from FEED_DAYS_BACK days ago on,
+        cancelled ones included (the feed marks them so)."""
+        return self.filter(
+            therapist=therapist, starts_at__gte=now - timedelta(days=FEED_DAYS_BACK)
+        ).order_by("starts_at", "pk")
 
     def needing_clearance(self):
         """Appointments whose intake has a "yes": the therapist checks before deep work."""

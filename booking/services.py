@@ -670,3 +670,15 @@ def record_hours_added(*, intervals, now=None):
             end = datetime.combine(day, interval.closes, tzinfo=tz)
             if end > now:
                 record_vacancy(therapist_id=interval.therapist_id, start=start, end=end)
+
+
+def reset_calendar_feed(*, therapist):
+    """Give the therapist's calendar feed a new secret URL and return its token; the old URL
+    (if any) answers 404 from now on. Also how the first link is made."""
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    # An update, not save(): the token is on no public page, so the page cache stays valid.
+    Therapist.objects.filter(pk=therapist.pk).update(calendar_token=token)
+    therapist.calendar_token = token
+    return token

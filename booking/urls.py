@@ -42,6 +42,11 @@ urlpatterns = [
         views.reschedule_confirm,
         name="reschedule_confirm",
     ),
+    path(
+        "therapist-calendar/<str:token>/visits.ics",
+        views.therapist_calendar_feed,
+        name="therapist_feed",
+    ),
     path("waitlist/joined/", views.waitlist_joined, name="waitlist_joined"),
     path("waitlist/leave/<str:token>/", views.leave_waitlist, name="leave_waitlist"),
     path("waitlist/offer/<str:token>/", views.waitlist_offer, name="waitlist_offer"),

@@ -30,7 +30,7 @@ from clinic.locking import Busy
 
 from . import links, services
 from .availability import Availability, OutsideBookingWindow
-from .calendar import appointment_ics
+from .calendar import appointment_ics, therapist_feed_ics
 from .forms import CancelForm, DetailsForm, LeaveWaitlistForm, WaitlistForm
 from .models import Appointment, BookingRules, Service, Therapist
 
@@ -557,6 +557,23 @@ def calendar_file(request, token):
         content_type="text/calendar; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="appointment.ics"'
+    return response
+
+
+@require_safe
+@private_page
+def therapist_calendar_feed(request, token):
+    """A therapist's own visits as a calendar feed their phone subscribes to by this secret
+    URL; a reset token, or anything else, is a 404. Never stored by any cache."""
+    therapist = Therapist.objects.with_calendar_token(token).first()
+    if therapist is None:
+        raise Http404("No such calendar feed")
+    now = timezone.now()
+    visits = Appointment.objects.in_calendar_feed(therapist, now=now).select_related("service")
+    response = HttpResponse(
+        therapist_feed_ics(therapist, visits, now=now), content_type="text/calendar; charset=utf-8"
+    )
+    response["Content-Disposition"] = 'inline; filename="visits.ics"'
     return response
 
 
