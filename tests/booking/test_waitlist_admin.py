@@ -1,0 +1,209 @@
+"""Staff changes made through the admin's own forms free time for the waitlist: the forms are
+read from the page and posted back as a browser would, then the freed time is offered."""
+
+from datetime import timedelta
+from html.parser import HTMLParser
+
+import pytest
+from django.utils import timezone
+
+from booking import services
+from booking.models import Appointment, Hold, TimeOff, Vacancy, WaitlistEntry
+from booking.services import PatientDetails, book_appointment
+from clinic.models import OutgoingEmail
+
+pytestmark = pytest.mark.django_db
+OFFER = "A time is free for you"
+
+
+class FormReader(HTMLParser):
+    """The values a browser would send for the page's main form, as {name: [values]}."""
+
+    def __init__(self):
+        super().__init__()
+        self.data, self._select, self._textarea = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "file", "button"):
+            if attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            self.data.setdefault(name, []).append(attrs.get("value", "on"))
+        elif tag == "select" and name:
+            self._select = name
+            self.data.setdefault(name, [])
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.data[self._select].append(attrs.get("value", ""))
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = [""]
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea][0] += data
+
+
+def change_form(client, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    reader = FormReader()
+    reader.feed(response.content.decode())
+    return reader.data
+
+
+def post(client, url, data):
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    return response
+
+
+@pytest.fixture(autouse=True)
+def _schedule(booking_rules, clinic, therapist):
+    return therapist
+
+
+@pytest.fixture
+def staff(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+def join(service, day, *, n, parts=("morning",)):
+    return WaitlistEntry.objects.create(
+        service=service,
+        first_day=day,
+        last_day=day,
+        name=f"Waiting {n}",
+        email=f"w{n}@example.com",
+        phone="+12095550143",
+        joined_at=timezone.now() - timedelta(days=1, minutes=-n),
+        **{part: True for part in parts},
+    )
+
+
+def offer_what_was_freed():
+    """What the task does after commit (the beat, if it never ran): offer pending vacancies."""
+    for vacancy in Vacancy.objects.pending():
+        services.offer_vacancy(vacancy_id=vacancy.pk)
+    return {hold.entry.email: hold.starts_at for hold in Hold.objects.active()}
+
+
+def offered(entry):
+    return OutgoingEmail.objects.filter(to=[entry.email], subject__startswith=OFFER).count()
+
+
+def someone(n=0):
+    return PatientDetails(name=f"Patient {n}", email=f"p{n}@example.com", phone="+12095550142")
+
+
+def test_deleting_time_off_on_the_therapist_page_offers_the_time(staff, service, therapist, at):
+    waiting = join(service, at(13).date(), n=1, parts=("afternoon",))
+    TimeOff.objects.create(therapist=therapist, starts_at=at(13), ends_at=at(17), reason="Dentist")
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    assert offer_what_was_freed() == {}  # away: nothing to offer yet
+
+    data = change_form(staff, url)
+    assert data["time_off-TOTAL_FORMS"] == ["1"]
+    data["time_off-0-DELETE"] = ["on"]
+    post(staff, url, data)
+
+    assert not TimeOff.objects.exists()
+    (vacancy,) = Vacancy.objects.all()
+    assert (vacancy.starts_at, vacancy.ends_at) == (at(13), at(17))
+    assert offer_what_was_freed() == {waiting.email: at(13)}
+    assert offered(waiting) == 1
+
+
+def test_adding_working_hours_on_the_therapist_page_offers_the_new_time(
+    staff, service, therapist, at
+):
+    waiting = join(service, at(17).date(), n=1, parts=("evening",))
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    data = change_form(staff, url)
+    rows = int(data["working_hours-TOTAL_FORMS"][0])
+    new = f"working_hours-{rows}-"
+    data["working_hours-TOTAL_FORMS"] = [str(rows + 1)]
+    data[new + "weekday"] = [str(at(17).weekday())]
+    data[new + "opens"] = ["17:00"]
+    data[new + "closes"] = ["20:00"]
+    data[new + "therapist"] = [str(therapist.pk)]
+    post(staff, url, data)
+
+    assert therapist.working_hours.count() == rows + 1
+    assert at(17) in {v.starts_at for v in Vacancy.objects.all()}
+    assert offer_what_was_freed() == {waiting.email: at(17)}
+    assert offered(waiting) == 1
+
+
+def test_deleting_an_appointment_on_its_admin_page_offers_its_time(staff, service, therapist, at):
+    waiting = join(service, at(10).date(), n=1)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+
+    post(staff, f"/admin/booking/appointment/{visit.pk}/delete/", {"post": "yes"})
+
+    assert not Appointment.objects.exists()
+    assert offer_what_was_freed() == {waiting.email: at(10)}
+
+
+def test_deleting_appointments_from_the_list_offers_each_time(staff, service, therapist, at):
+    morning = join(service, at(10).date(), n=1)
+    afternoon = join(service, at(14).date(), n=2, parts=("afternoon",))
+    visits = [
+        book_appointment(service=service, therapist=therapist, start=at(h), patient=someone(h))
+        for h in (10, 14)
+    ]
+    selected = {"action": "delete_selected", "_selected_action": [v.pk for v in visits]}
+
+    post(staff, "/admin/booking/appointment/", {**selected, "post": "yes"})
+
+    assert not Appointment.objects.exists()
+    assert offer_what_was_freed() == {morning.email: at(10), afternoon.email: at(14)}
+
+
+def test_cancelling_on_the_appointment_page_offers_its_time(staff, service, therapist, at):
+    waiting = join(service, at(10).date(), n=1)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    url = f"/admin/booking/appointment/{visit.pk}/change/"
+    data = change_form(staff, url)
+    data["status"] = [Appointment.Status.CANCELLED]
+
+    post(staff, url, data)
+
+    assert Appointment.objects.get().status == Appointment.Status.CANCELLED
+    assert offer_what_was_freed() == {waiting.email: at(10)}
+
+
+def test_moving_on_the_appointment_page_offers_the_old_time(staff, service, therapist, at):
+    waiting = join(service, at(10).date(), n=1)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    url = f"/admin/booking/appointment/{visit.pk}/change/"
+    data = change_form(staff, url)
+    moved = at(15)
+    data["starts_at_0"] = [moved.date().isoformat()]
+    data["starts_at_1"] = [moved.strftime("%H:%M:%S")]
+
+    post(staff, url, data)
+
+    assert Appointment.objects.get().starts_at == moved
+    assert offer_what_was_freed() == {waiting.email: at(10)}
+
+
+def test_the_cancel_action_offers_each_cancelled_time(staff, service, therapist, at):
+    waiting = join(service, at(10).date(), n=1)
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    chosen = {"action": "cancel_selected", "_selected_action": [visit.pk]}
+
+    response = staff.post("/admin/booking/appointment/", chosen)
+    assert response.status_code == 200  # asks why first
+    assert not Vacancy.objects.exists()
+    post(staff, "/admin/booking/appointment/", {**chosen, "confirm_cancel": "1", "reason": "Ill"})
+
+    assert Appointment.objects.get().status == Appointment.Status.CANCELLED
+    assert offer_what_was_freed() == {waiting.email: at(10)}
