@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from django import forms
@@ -615,6 +615,36 @@ class AppointmentAdmin(admin.ModelAdmin):
         return redirect("admin:booking_appointment_changelist")
 
 
+def filled_from_waitlist():
+    """Freed times the waitlist filled (a hold turned into an appointment): 30 days, in all."""
+    claimed = Hold.objects.filter(state=Hold.State.CLAIMED)
+    since = timezone.now() - timedelta(days=30)
+    return {
+        "filled_30": claimed.filter(appointment__created_at__gte=since).count(),
+        "filled_all": claimed.count(),
+    }
+
+
+class WantedOnDayFilter(admin.SimpleListFilter):
+    """Who is waiting for a given day: its range covers it and, if the patient chose some
+    days, it is one of them. The next two weeks are offered; ?day=YYYY-MM-DD for any other."""
+
+    title = "wanted on"
+    parameter_name = "day"
+
+    def lookups(self, request, model_admin):
+        today = timezone.localdate()
+        days = [today + timedelta(days=n) for n in range(14)]
+        return [(day.isoformat(), f"{day:%a %-d %b}") for day in days]
+
+    def queryset(self, request, queryset):
+        try:
+            day = date.fromisoformat(self.value() or "")
+        except ValueError:
+            return queryset  # no day, or one that is not a date: the whole list
+        return queryset.wanted_on(day)
+
+
 @admin.register(WaitlistEntry)
 class WaitlistEntryAdmin(admin.ModelAdmin):
     """The waitlist by day and treatment; staff remove an entry or contact its patient."""
@@ -626,10 +656,11 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
         "therapist",
         "first_day",
         "last_day",
+        "wanted_days",
         "state",
         "joined_at",
     ]
-    list_filter = ["state", "service", "therapist"]
+    list_filter = ["state", WantedOnDayFilter, "service", "therapist"]
     date_hierarchy = "first_day"
     search_fields = ["name", "email", "phone"]
     ordering = ["first_day", "service", "joined_at"]
@@ -641,6 +672,16 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
         return format_html(
             '<a href="mailto:{}">{}</a> {}', obj.email, obj.email, obj.phone.as_national
         )
+
+    @admin.display(description="days")
+    def wanted_days(self, obj):
+        if not obj.days:
+            return "every day"
+        return ", ".join(f"{date.fromisoformat(day):%a %-d %b}" for day in sorted(obj.days))
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {**(extra_context or {}), **filled_from_waitlist()}
+        return super().changelist_view(request, extra)
 
     @admin.action(description="Take the selected entries off the waitlist")
     def take_off_the_list(self, request, queryset):
@@ -673,13 +714,8 @@ class HoldAdmin(admin.ModelAdmin):
         return False  # holds come from offers, never typed in
 
     def changelist_view(self, request, extra_context=None):
-        claimed = Hold.objects.filter(state=Hold.State.CLAIMED)
-        since = timezone.now() - timedelta(days=30)
-        counts = {
-            "filled_30": claimed.filter(appointment__created_at__gte=since).count(),
-            "filled_all": claimed.count(),
-        }
-        return super().changelist_view(request, {**(extra_context or {}), **counts})
+        extra = {**(extra_context or {}), **filled_from_waitlist()}
+        return super().changelist_view(request, extra)
 
     @admin.action(description="Release the selected holds (offer the time to the next in line)")
     def release(self, request, queryset):

@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
@@ -563,6 +563,15 @@ class WaitlistEntryQuerySet(models.QuerySet):
 
     def for_email(self, email):
         return self.filter(email__iexact=email)
+
+    def wanted_on(self, day):
+        """Entries whose range covers `day` and, where some days were chosen, that is one."""
+        some_days = Cast("days", models.TextField())
+        return (
+            self.filter(first_day__lte=day, last_day__gte=day)
+            .annotate(days_text=some_days)
+            .filter(Q(days=[]) | Q(days_text__contains=f'"{day.isoformat()}"'))
+        )
 
 
 class WaitlistEntry(models.Model):

@@ -207,3 +207,39 @@ def test_the_cancel_action_offers_each_cancelled_time(staff, service, therapist,
 
     assert Appointment.objects.get().status == Appointment.Status.CANCELLED
     assert offer_what_was_freed() == {waiting.email: at(10)}
+
+
+def test_staff_see_who_waits_for_a_day_and_the_times_the_waitlist_filled(
+    staff, service, therapist, at
+):
+    monday, tuesday, wednesday = (at(10, days=n).date() for n in range(3))
+    week = join(service, monday, n=1)
+    week.last_day = wednesday
+    week.save()
+    only_tuesday = join(service, monday, n=2)
+    only_tuesday.last_day, only_tuesday.days = wednesday, [tuesday.isoformat()]
+    only_tuesday.save()
+    join(service, monday, n=3)  # Monday only
+
+    def listed(**query):
+        page = staff.get("/admin/booking/waitlistentry/", query)
+        assert page.status_code == 200
+        return {e.name for e in page.context["cl"].result_list}, page.content.decode()
+
+    everyone, page = listed()
+    assert everyone == {"Waiting 1", "Waiting 2", "Waiting 3"}
+    assert f"{tuesday:%a %-d %b}" in page and "every day" in page
+    assert "Freed times filled from the waitlist: 0 in the last 30 days, 0 in all." in page
+    assert listed(day=monday.isoformat())[0] == {"Waiting 1", "Waiting 3"}
+    assert listed(day=tuesday.isoformat())[0] == {"Waiting 1", "Waiting 2"}
+    assert listed(day=wednesday.isoformat())[0] == {"Waiting 1"}
+    assert listed(day="not-a-day")[0] == everyone
+
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    services.cancel_appointment(appointment=visit)
+    hold = services.offer_freed_time(therapist_id=therapist.pk, start=at(10))
+    assert hold.entry.name == "Waiting 1"
+    book_appointment(
+        service=service, therapist=therapist, start=at(10), patient=someone(1), hold=hold
+    )
+    assert "Freed times filled from the waitlist: 1 in the last 30 days, 1 in all." in listed()[1]
