@@ -1,12 +1,15 @@
 """The details step: who is booking. Validates input only; booking is services' work."""
 
 import re
+from datetime import date, timedelta
 
 from django import forms
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.formfields import PhoneNumberField
 
 SUBMISSION_KEY = re.compile(r"^[0-9a-f]{32}$")
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 YES_NO = {
     "choices": [("yes", _("Yes")), ("no", _("No"))],
@@ -138,25 +141,53 @@ class CancelForm(forms.Form):
     )
 
 
+class ChosenDaysField(forms.MultipleChoiceField):
+    """Ticked days as ISO dates. The checkboxes offered are only a window; any day is read
+    and checked by WaitlistForm.clean_days, with a message saying what is wrong with it."""
+
+    def validate(self, value):
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+
+
 class WaitlistForm(forms.Form):
-    """Joining the waitlist: which days and parts of the day would suit, and who to tell."""
+    """Joining the waitlist: which days (a range, or days ticked one by one) and parts of
+    the day would suit, and who to tell."""
 
     PARTS = [
         ("morning", _("Morning (before noon)")),
         ("afternoon", _("Afternoon (noon to 5 PM)")),
         ("evening", _("Evening (from 5 PM)")),
     ]
+    RANGE, DAYS = "range", "days"
+    MAX_DAYS = 31  # beyond that, a range says it better
 
+    when = forms.ChoiceField(
+        label=_("Which days suit you?"),
+        choices=[(RANGE, _("Any day between two dates")), (DAYS, _("Only the days I tick"))],
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": _("Choose a date range or days to tick."),
+            "invalid_choice": _("Choose a date range or days to tick."),
+        },
+    )
     first_day = forms.DateField(
         label=_("First day that suits you"),
+        required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         error_messages={"invalid": _("Enter a date like 2027-03-01.")},
     )
     last_day = forms.DateField(
         label=_("Last day that suits you"),
+        required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("The same day as above for one day only."),
         error_messages={"invalid": _("Enter a date like 2027-03-01.")},
+    )
+    days = ChosenDaysField(
+        label=_("Days that suit you"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
     )
     parts = forms.MultipleChoiceField(
         label=_("Which parts of the day suit you?"),
@@ -170,13 +201,66 @@ class WaitlistForm(forms.Form):
     )
     phone = PhoneNumberField(label=_("Phone"), region="US")
 
-    def __init__(self, *args, first_allowed, last_allowed, **kwargs):
+    def __init__(self, *args, first_allowed, last_allowed, listed_days=(), **kwargs):
+        """`listed_days`: the days offered as checkboxes; days sent that are not among them
+        are shown too (ticked), so nothing the patient chose disappears."""
         super().__init__(*args, **kwargs)
         self.first_allowed, self.last_allowed = first_allowed, last_allowed
+        shown = set(listed_days)
+
+        def near(day):  # the year goes without saying
+            return first_allowed <= day <= first_allowed + timedelta(days=300)
+
+        if self.is_bound:
+            sent = self.fields["days"].widget.value_from_datadict(
+                self.data, self.files, self.add_prefix("days")
+            )
+            for raw in (sent or [])[: self.MAX_DAYS + 1]:
+                day = _iso_day(raw)
+                if day is not None:
+                    shown.add(day)
+        self.fields["days"].choices = [
+            (day.isoformat(), formats.date_format(day, "D j M" if near(day) else "D j M Y"))
+            for day in sorted(shown)
+        ]
+
+    def clean_days(self):
+        raw = self.cleaned_data.get("days") or []
+        if len(set(raw)) > self.MAX_DAYS:
+            raise forms.ValidationError(
+                _("Tick at most %(count)s days, or choose a date range instead.")
+                % {"count": self.MAX_DAYS}
+            )
+        days = {_iso_day(value) for value in raw}
+        if None in days:
+            raise forms.ValidationError(_("Tick days from the list."))
+        if any(day < self.first_allowed for day in days):
+            raise forms.ValidationError(_("Choose days from today on."))
+        if any(day > self.last_allowed for day in days):
+            raise forms.ValidationError(
+                _("Online booking is open up to %(day)s.") % {"day": self.last_allowed.isoformat()}
+            )
+        return sorted(days)
 
     def clean(self):
         cleaned = super().clean()
+        when = cleaned.get("when")
+        if when == self.DAYS:
+            days = cleaned.get("days")
+            if days:
+                cleaned["first_day"], cleaned["last_day"] = days[0], days[-1]
+            elif "days" not in self.errors:
+                self.add_error("days", _("Tick at least one day."))
+        elif when == self.RANGE:
+            cleaned["days"] = []  # the ticks belong to the other choice
+            self._clean_range(cleaned)
+        return cleaned
+
+    def _clean_range(self, cleaned):
         first, last = cleaned.get("first_day"), cleaned.get("last_day")
+        for name, value in (("first_day", first), ("last_day", last)):
+            if value is None and name not in self.errors:
+                self.add_error(name, _("Enter a date like 2027-03-01."))
         if first and first < self.first_allowed:
             self.add_error("first_day", _("Choose a day from today on."))
         if last and last > self.last_allowed:
@@ -186,7 +270,16 @@ class WaitlistForm(forms.Form):
             )
         if first and last and last < first:
             self.add_error("last_day", _("The last day cannot be before the first."))
-        return cleaned
+
+
+def _iso_day(raw):
+    """A YYYY-MM-DD string as a date, or None for anything else."""
+    if not isinstance(raw, str) or not ISO_DAY.fullmatch(raw):
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
 
 
 class LeaveWaitlistForm(forms.Form):

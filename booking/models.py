@@ -634,6 +634,29 @@ class WaitlistEntry(models.Model):
     def __str__(self):
         return f"{self.name}: {self.service} {self.first_day:%b %-d}–{self.last_day:%b %-d}"
 
+    def clean(self):
+        """Chosen days are ISO dates inside the range (staff may edit them in the admin)."""
+        from datetime import date
+
+        if not isinstance(self.days, list):
+            raise ValidationError({"days": _("Days are a list of dates like 2027-03-01.")})
+        for day in self.days:
+            try:
+                parsed = date.fromisoformat(day)
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    {"days": _("Days are a list of dates like 2027-03-01.")}
+                ) from None
+            if self.first_day and self.last_day and not self.first_day <= parsed <= self.last_day:
+                raise ValidationError({"days": _("Each day must be inside the range.")})
+
+    @property
+    def chosen_days(self):
+        """The days chosen one by one, as dates (empty: every day of the range)."""
+        from datetime import date
+
+        return [date.fromisoformat(day) for day in sorted(self.days)]
+
     @property
     def parts(self):
         return frozenset(

@@ -356,9 +356,21 @@ def validate_not_overlapping(*, appointment):
 
 
 def join_waitlist(
-    *, service, therapist, first_day, last_day, parts, name, email, phone, language, now=None
+    *,
+    service,
+    therapist,
+    first_day,
+    last_day,
+    parts,
+    name,
+    email,
+    phone,
+    language,
+    days=(),
+    now=None,
 ):
     """Put a patient on the waitlist and queue their confirmation email; returns the entry.
+    `days` (dates): only these days of the range suit; empty, every day of it does.
 
     The same person asking again for the same treatment and therapist updates their waiting
     entry (keeping their place in line) instead of adding a second one, and is sent the same
@@ -375,6 +387,7 @@ def join_waitlist(
         )
         entry = existing[0] if existing else WaitlistEntry(service=service, therapist=therapist)
         entry.first_day, entry.last_day = first_day, last_day
+        entry.days = sorted(day.isoformat() for day in days)
         entry.morning, entry.afternoon, entry.evening = (
             part in parts for part in ("morning", "afternoon", "evening")
         )

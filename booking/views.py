@@ -782,9 +782,11 @@ def reschedule_confirm(request, token, day, at):
 
 
 # --- the waitlist: "Nothing suits? Join the waitlist" -----------------------------------
-def _waitlist_initial(request, availability):
-    """The range the form starts with: the day or month the patient came from, else the
-    booking window's first two weeks. Anything unreadable is simply not used."""
+def _waitlist_start(request, availability):
+    """What the form starts with, from the day or month the patient came from: (initial
+    values, the days offered as checkboxes). A full day is ticked on its own; a month is
+    the range of its days ahead; else the booking window's first two weeks. Anything
+    unreadable is simply not used."""
     today = timezone.localdate()
     first, last = today, min(today + timedelta(days=13), availability.last_day)
     raw_day = request.GET.get("day", "")
@@ -793,13 +795,19 @@ def _waitlist_initial(request, availability):
         asked = date.fromisoformat(raw_day) if len(raw_day) == 10 else None
     except ValueError:
         asked = None
+    initial = {"when": WaitlistForm.RANGE, "parts": ["morning", "afternoon", "evening"]}
     if asked and today <= asked <= availability.last_day:
         first = last = asked
+        initial.update(when=WaitlistForm.DAYS, days=[asked.isoformat()])
+        listed_last = min(asked + timedelta(days=13), availability.last_day)
     elif month and today.replace(day=1) <= month <= availability.last_day:
         first = max(month, today)
         next_month = (month + timedelta(days=31)).replace(day=1)
-        last = min(next_month - timedelta(days=1), availability.last_day)
-    return {"first_day": first, "last_day": last, "parts": ["morning", "afternoon", "evening"]}
+        last = listed_last = min(next_month - timedelta(days=1), availability.last_day)
+    else:
+        listed_last = last
+    listed = [first + timedelta(days=n) for n in range((listed_last - first).days + 1)]
+    return {**initial, "first_day": first, "last_day": last}, listed
 
 
 @ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
@@ -810,11 +818,16 @@ def join_waitlist(request, service, therapist):
     article = _source_article(request)
     therapist_slug = therapist.slug if therapist else ANY
     availability = Availability(service=service, therapists=therapists)
-    bounds = {"first_allowed": timezone.localdate(), "last_allowed": availability.last_day}
+    initial, listed = _waitlist_start(request, availability)
+    bounds = {
+        "first_allowed": timezone.localdate(),
+        "last_allowed": availability.last_day,
+        "listed_days": listed,
+    }
     if request.method == "POST":
         form = WaitlistForm(request.POST, **bounds)
     else:
-        form = WaitlistForm(initial=_waitlist_initial(request, availability), **bounds)
+        form = WaitlistForm(initial=initial, **bounds)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         services.join_waitlist(
@@ -822,6 +835,7 @@ def join_waitlist(request, service, therapist):
             therapist=therapist,
             first_day=data["first_day"],
             last_day=data["last_day"],
+            days=data["days"],
             parts=data["parts"],
             name=data["name"],
             email=data["email"],

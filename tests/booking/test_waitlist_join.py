@@ -3,8 +3,9 @@
 import json
 import re
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 from html import unescape
+from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,6 +33,7 @@ def join_url(therapist=None, language="en"):
 
 def form(next_monday, **changes):
     data = {
+        "when": "range",
         "first_day": next_monday.isoformat(),
         "last_day": (next_monday + timedelta(days=4)).isoformat(),
         "parts": ["morning", "evening"],
@@ -110,6 +112,131 @@ def test_joining_in_spanish_writes_the_email_in_spanish_with_a_spanish_link(clie
     (email,) = OutgoingEmail.objects.filter(to=["ana@example.com"])
     assert "lista de espera" in email.subject
     assert leave_path(email).startswith("/es/")
+
+
+# --- single days, ticked one by one ----------------------------------------------------------
+class Checkboxes(HTMLParser):
+    """{value: checked} of the page's inputs called `name`."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name, self.found = name, {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "input" and attrs.get("name") == self.name:
+            self.found[attrs.get("value")] = "checked" in attrs
+
+
+def boxes(page, name):
+    reader = Checkboxes(name)
+    reader.feed(page)
+    return reader.found
+
+
+def ticked(page, name):
+    return sorted(value for value, on in boxes(page, name).items() if on)
+
+
+def is_a_date(text):
+    try:
+        return bool(date.fromisoformat(text))
+    except ValueError:
+        return False
+
+
+def test_joining_from_a_full_day_ticks_that_day_among_the_two_weeks_from_it(client, next_monday):
+    saturday = next_monday - timedelta(days=2)
+
+    page = client.get(join_url(), {"day": saturday.isoformat()}).content.decode()
+
+    assert ticked(page, "when") == ["days"]
+    assert ticked(page, "days") == [saturday.isoformat()]
+    assert list(boxes(page, "days")) == [
+        (saturday + timedelta(days=n)).isoformat() for n in range(14)
+    ]
+    assert f"{saturday:%a} {saturday.day} {saturday:%b}" in page  # "Sat 5 Dec"
+
+
+def test_from_a_month_or_nowhere_the_form_starts_with_a_range(client, next_monday):
+    for query in ({"month": f"{next_monday:%Y-%m}"}, {}):
+        page = client.get(join_url(), query).content.decode()
+        assert ticked(page, "when") == ["range"]
+        assert ticked(page, "days") == []
+
+
+def test_joining_for_some_days_only_lists_those_days_and_says_so_in_the_email(client, next_monday):
+    wednesday, friday = next_monday + timedelta(days=2), next_monday + timedelta(days=4)
+    data = form(next_monday, when="days", days=[friday.isoformat(), wednesday.isoformat()])
+
+    assert client.post(join_url(), data).status_code == 302
+
+    entry = WaitlistEntry.objects.get()
+    assert (entry.first_day, entry.last_day) == (wednesday, friday)
+    assert entry.for_matching().days == {wednesday, friday}
+    (email,) = OutgoingEmail.objects.filter(to=["pat@example.com"])
+    assert f"on these days: {wednesday:%A, %B} {wednesday.day}; {friday:%A, %B} {friday.day}." in (
+        email.body_text
+    )
+
+
+def test_a_range_ignores_days_ticked_under_the_other_choice(client, next_monday):
+    data = form(next_monday, days=[next_monday.isoformat()])  # when=range
+    assert client.post(join_url(), data).status_code == 302
+    entry = WaitlistEntry.objects.get()
+    assert entry.days == [] and entry.last_day == next_monday + timedelta(days=4)
+
+
+def test_spanish_patients_tick_days_named_in_spanish_and_read_them_in_spanish(client, next_monday):
+    page = client.get(join_url(language="es"), {"day": next_monday.isoformat()}).content.decode()
+    assert "Solo los días que marque" in page and f"lun {next_monday.day} " in page
+
+    data = form(next_monday, when="days", days=[next_monday.isoformat()], email="ana@example.com")
+    assert client.post(join_url(language="es"), data).status_code == 302
+    (email,) = OutgoingEmail.objects.filter(to=["ana@example.com"])
+    assert f"en estos días: lunes {next_monday.day} de" in email.body_text
+
+
+@pytest.mark.parametrize(
+    "days, message",
+    [
+        ([], "Tick at least one day."),
+        (["2000-01-03"], "Choose days from today on."),
+        (["2999-01-04"], "Online booking is open up to"),
+        (["next tuesday"], "Tick days from the list."),
+        (["2027-02-30"], "Tick days from the list."),
+        (["\x00"], "Tick days from the list."),
+        ("many", "Tick at most 31 days, or choose a date range instead."),
+    ],
+)
+def test_bad_days_are_refused_with_a_message_and_keep_what_was_ticked(
+    client, next_monday, days, message
+):
+    if days == "many":
+        days = [(next_monday + timedelta(days=n)).isoformat() for n in range(32)]
+    kept = next_monday.isoformat()
+    data = form(next_monday, when="days", days=[*days, kept] if days else [], name="Pat Typed")
+    url = join_url() + f"?day={kept}"
+
+    response = client.post(url, data)
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert message in unescape(page)
+    assert 'value="Pat Typed"' in page and ticked(page, "when") == ["days"]
+    if days:
+        assert kept in ticked(page, "days")
+        # A day that is a date, even one refused, stays ticked for the patient to untick.
+        assert all(day in ticked(page, "days") for day in days if is_a_date(day))
+    assert not WaitlistEntry.objects.exists() and not OutgoingEmail.objects.exists()
+
+
+def test_neither_choice_is_refused_with_a_message(client, next_monday):
+    for when in (None, "both", "\x00"):
+        response = client.post(join_url(), form(next_monday, when=when))
+        assert response.status_code == 400
+        assert "Choose a date range or days to tick." in response.content.decode()
+    assert not WaitlistEntry.objects.exists()
 
 
 def test_the_answer_is_the_same_whether_or_not_the_address_is_already_listed(client, next_monday):

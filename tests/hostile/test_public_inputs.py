@@ -383,11 +383,12 @@ def test_the_hostile_examples_reach_the_views(web, world, free_time):
 
 
 # --- the waitlist ---------------------------------------------------------------------------
-WAITLIST_FIELDS = ["first_day", "last_day", "parts", "name", "email", "phone"]
+WAITLIST_FIELDS = ["when", "first_day", "last_day", "days", "parts", "name", "email", "phone"]
 
 
 def valid_waitlist(first_day):
     return {
+        "when": "range",
         "first_day": first_day.isoformat(),
         "last_day": first_day.isoformat(),
         "parts": ["morning"],
@@ -416,6 +417,26 @@ def test_the_waitlist_form_refuses_any_bad_field_and_lists_nobody(web, world, fi
     check(web.get("/book/massage-60/any/waitlist/", {"day": value, "month": value}), "the form")
     for entry in WaitlistEntry.objects.all():  # whatever was accepted is what a form allows
         entry.full_clean()
+    WaitlistEntry.objects.all().delete()
+    OutgoingEmail.objects.exclude(to=["pat@example.com"]).delete()
+
+
+@HOSTILE
+@given(days=st.lists(st.one_of(hostile, iso_day, st.sampled_from(EXTREME_DAYS)), max_size=40))
+@example(days=["\x00"])
+@example(days=["2000-01-03", "2999-01-04"])
+@example(days=[f"2027-01-{n:02}" for n in range(1, 32)] + ["2027-02-01"])
+def test_hostile_ticked_days_are_refused_with_a_400_and_list_nobody(web, world, days):
+    from booking.models import WaitlistEntry
+
+    data = {**valid_waitlist(timezone.localtime(world.starts_at).date()), "when": "days"}
+    data["days"] = days
+    response = check(web.post("/book/massage-60/any/waitlist/", data), "joining for days")
+    if response.status_code != 302:
+        assert response.status_code == 400
+    for entry in WaitlistEntry.objects.all():  # whatever was accepted is what a form allows
+        entry.full_clean()
+        assert 1 <= len(entry.days) <= 31
     WaitlistEntry.objects.all().delete()
     OutgoingEmail.objects.exclude(to=["pat@example.com"]).delete()
 
