@@ -5,6 +5,7 @@ from datetime import date, timedelta
 
 from django import forms
 from django.utils import formats
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.formfields import PhoneNumberField
 
@@ -164,7 +165,7 @@ class WaitlistForm(forms.Form):
 
     when = forms.ChoiceField(
         label=_("Which days suit you?"),
-        choices=[(RANGE, _("Any day between two dates")), (DAYS, _("Only the days I tick"))],
+        choices=[(DAYS, _("Only the days I tick")), (RANGE, _("Any day between two dates"))],
         widget=forms.RadioSelect,
         error_messages={
             "required": _("Choose a date range or days to tick."),
@@ -208,6 +209,9 @@ class WaitlistForm(forms.Form):
         self.first_allowed, self.last_allowed = first_allowed, last_allowed
         shown = set(listed_days)
 
+        # Translators: a day to tick, "Mon 14 Dec" (Django's date format letters).
+        short, long = gettext("D j M"), gettext("D j M Y")
+
         def near(day):  # the year goes without saying
             return first_allowed <= day <= first_allowed + timedelta(days=300)
 
@@ -220,7 +224,7 @@ class WaitlistForm(forms.Form):
                 if day is not None:
                     shown.add(day)
         self.fields["days"].choices = [
-            (day.isoformat(), formats.date_format(day, "D j M" if near(day) else "D j M Y"))
+            (day.isoformat(), formats.date_format(day, short if near(day) else long))
             for day in sorted(shown)
         ]
 

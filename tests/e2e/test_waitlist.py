@@ -74,6 +74,10 @@ def test_join_from_a_full_day_then_claim_the_freed_time(
     page.get_by_role("link", name=words["join"]).click()
     page.wait_for_url(re.compile(r"/waitlist/\?day="))
     check_page(f"waitlist-{language}-2-join")
+    # The full day is ticked on its own, under "only the days I tick".
+    expect(page.locator('input[name="when"][value="days"]')).to_be_checked()
+    expect(page.locator(f'input[name="days"][value="{day}"]')).to_be_checked()
+    expect(page.locator('input[name="days"]:checked')).to_have_count(1)
 
     page.set_viewport_size(PHONE)
     page.get_by_label(words["morning"]).check()
@@ -86,6 +90,7 @@ def test_join_from_a_full_day_then_claim_the_freed_time(
     check_page(f"waitlist-{language}-3-joined")
     entry = WaitlistEntry.objects.get()
     assert (entry.first_day, entry.last_day, entry.language) == (day, day, language)
+    assert entry.days == [day.isoformat()]
 
     # The other patient cancels through their manage link, freeing 10:00.
     page.goto(links.manage_url(other).replace(settings.SITE_URL, live_server.url) + "cancel/")
@@ -126,3 +131,31 @@ def test_join_from_a_full_day_then_claim_the_freed_time(
         language,
     )
     assert Hold.objects.get().state == "claimed"
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_days_past_the_booking_window_are_refused_keeping_the_ticks(
+    page, check_page, live_server, booking_rules, clinic, service, therapist, at, language
+):
+    words = WORDS[language]
+    day = at(10).date()
+    page.set_viewport_size(PHONE)
+    page.goto(
+        f"{live_server.url}{words['prefix']}/book/massage-60/{therapist.slug}/waitlist/?day={day}"
+    )
+    # A day the page no longer offers (the window moved on while the form was open).
+    page.evaluate(
+        """() => { const box = document.querySelector('input[name="days"]');
+        box.value = '2999-01-04'; box.checked = true; }"""
+    )
+    page.get_by_label(words["name"]).fill("Ana Waiting")
+    page.locator("#id_email").fill("ana@example.com")
+    page.locator("#id_phone").fill("209 555 0143")
+    page.expected_4xx.add(page.url)  # the refusal is a 400, as it should be
+    page.get_by_role("button", name=words["submit"]).click()
+
+    expect(page.locator("#id_days_error")).to_be_visible()
+    expect(page.locator('input[name="days"][value="2999-01-04"]')).to_be_checked()
+    expect(page.locator("#id_name")).to_have_value("Ana Waiting")
+    check_page(f"waitlist-{language}-6-bad-days")
+    assert not WaitlistEntry.objects.exists()
