@@ -75,6 +75,24 @@ class TherapistAdmin(admin.ModelAdmin):
 
     # --- the therapist's own calendar feed: their page shows the secret link and resets it
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj and (request.user.is_superuser or obj.user_id == request.user.pk):
+            fields.append("calendar_feed")  # only those who may open the page see the way
+        return fields
+
+    def get_fields(self, request, obj=None):
+        fields = [name for name in super().get_fields(request, obj) if name != "calendar_feed"]
+        if "calendar_feed" in self.get_readonly_fields(request, obj):
+            fields.append("calendar_feed")
+        return fields
+
+    @admin.display(description="calendar feed")
+    def calendar_feed(self, obj):
+        url = reverse("admin:booking_therapist_calendar_feed", args=[obj.pk])
+        state = "a private link is set" if obj.calendar_token else "no link yet"
+        return format_html('<a href="{}">Show or reset the private link</a> ({})', url, state)
+
     def get_urls(self):
         feed = self.admin_site.admin_view(self.calendar_feed_view)
         return [
@@ -97,14 +115,16 @@ class TherapistAdmin(admin.ModelAdmin):
         if therapist is None:
             raise Http404("No calendar feed for this login")
         if request.method == "POST":
+            had_one = bool(therapist.calendar_token)
             reset_calendar_feed(therapist=therapist)
             self.log_change(request, therapist, "Calendar feed link reset")
-            self.message_user(
-                request,
-                "A new calendar link is below. The old one no longer works: calendars "
-                "subscribed to it stop updating until subscribed to this one.",
-                messages.SUCCESS,
-            )
+            message = "Your calendar link is below: subscribe to it from your phone."
+            if had_one:
+                message = (
+                    "A new calendar link is below. The old one no longer works: calendars "
+                    "subscribed to it stop updating until subscribed to this one."
+                )
+            self.message_user(request, message, messages.SUCCESS)
             return redirect(request.path)
         feed_url = None
         if therapist.calendar_token:

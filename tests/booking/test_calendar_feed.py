@@ -5,6 +5,7 @@ from datetime import UTC
 
 import pytest
 import vobject
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from booking import services
@@ -137,6 +138,40 @@ def test_the_feed_is_never_stored_by_a_cache_nor_indexed(client, maria, visit):
     assert "Set-Cookie" not in first.headers
 
 
+def test_a_visit_booked_after_a_fetch_is_in_the_next_one(client, service, maria, visit, at):
+    services.reset_calendar_feed(therapist=maria)
+    assert len(events(client.get(feed_path(maria)))[1]) == 1
+
+    services.book_appointment(
+        service=service,
+        therapist=maria,
+        start=at(14),
+        patient=PatientDetails(name="Nia Next", email="n@example.com", phone="+12095550198"),
+    )
+
+    _, found = events(client.get(feed_path(maria)))
+    assert sorted(e.summary.value for e in found) == [
+        "60-minute massage · N.N.",
+        "60-minute massage · P.S.",
+    ]
+
+
+def test_the_therapist_page_leads_its_owner_and_superusers_to_the_feed(
+    client, maria, staff_user, django_user_model
+):
+    change = f"/admin/booking/therapist/{maria.pk}/change/"
+    feed_page = f"/admin/booking/therapist/{maria.pk}/calendar-feed/"
+    client.force_login(staff_user)
+    assert feed_page in client.get(change).content.decode()
+    editor = django_user_model.objects.create_user(
+        username="editor", password="a-long-staff-password", is_staff=True
+    )
+    editor.user_permissions.add(*Permission.objects.filter(codename="change_therapist"))
+    client.force_login(editor)
+    page = client.get(change)
+    assert page.status_code == 200 and feed_page not in page.content.decode()
+
+
 def test_resetting_the_link_makes_the_old_url_a_404(client, maria, visit):
     services.reset_calendar_feed(therapist=maria)
     old = feed_path(maria)
@@ -194,13 +229,15 @@ def test_a_therapist_makes_and_resets_their_link_on_their_own_page(client, maria
     assert client.post(MY_FEED).status_code == 302
     maria.refresh_from_db()
     first = feed_path(maria)
-    assert first in client.get(MY_FEED).content.decode()
+    page = client.get(MY_FEED).content.decode()
+    assert first in page and "The old one no longer works" not in page
     assert "no-store" in client.get(MY_FEED)["Cache-Control"]
 
     client.post(MY_FEED)
     maria.refresh_from_db()
     page = client.get(MY_FEED).content.decode()
     assert feed_path(maria) in page and first not in page
+    assert "The old one no longer works" in page
     assert client.get(first).status_code == 404
 
 

@@ -79,3 +79,27 @@ def test_the_newsletter_issue_list_tools_leave_its_heading_readable_at_1280(
     for n, box in enumerate(boxes):
         assert all(apart(box, other) for other in boxes[n + 1 :]), boxes
     check_page("admin-newsletter-issues")
+
+
+def test_a_therapist_makes_their_calendar_link_and_subscribes_to_it(
+    page, check_page, live_server, clinic, therapist, django_user_model
+):
+    """From the admin home to the private link, on a phone; the link answers a calendar."""
+    therapist.user = django_user_model.objects.create_user(
+        username="maria", password="a-long-staff-password", is_staff=True
+    )
+    therapist.save()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + "/admin/login/?next=/admin/")
+    page.get_by_label("Username").fill("maria")
+    page.get_by_label("Password").fill("a-long-staff-password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Your visits in your phone's calendar (private link)").click()
+    page.get_by_role("button", name="Make my calendar link").click()
+    link = page.get_by_label("Your private calendar link")
+    expect(link).to_have_value(re.compile(r"/book/therapist-calendar/[\w-]{43}/visits\.ics$"))
+    check_page("admin-therapist-calendar-feed")
+    feed = link.input_value().split("/book/", 1)[1]
+    response = page.request.get(f"{live_server.url}/book/{feed}")
+    assert response.ok and response.text().startswith("BEGIN:VCALENDAR")
+    assert "no-store" in response.headers["cache-control"]
