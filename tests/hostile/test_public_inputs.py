@@ -456,3 +456,19 @@ def test_hostile_waitlist_tokens_offer_and_change_nothing(web, world, free_time,
     check(web.get(details, {"offer": token}), "the details step with an offer")
     check(web.post(details, {"offer": token, "name": "x"}), "booking with an offer")
     assert state() == before
+
+
+# --- a therapist's calendar feed --------------------------------------------------------------
+@HOSTILE
+@given(token=st.one_of(hostile, st.from_regex(r"\A[A-Za-z0-9_-]{43}\Z")))
+@example(token="\x00" * 43)
+@example(token="A" * 43)
+@example(token="None")
+def test_hostile_calendar_feed_tokens_show_no_calendar(web, world, token):
+    from booking.services import reset_calendar_feed
+
+    if not world.therapist.calendar_token:
+        reset_calendar_feed(therapist=world.therapist)
+    for segment in segments(token):
+        response = check(web.get(f"/book/therapist-calendar/{segment}/visits.ics"), "a feed")
+        assert b"BEGIN:VCALENDAR" not in response.content
