@@ -1,16 +1,15 @@
 """Staff changes made through the admin's own forms free time for the waitlist: the forms are
 read from the page and posted back as a browser would, then the freed time is offered."""
 
-from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
-from django.utils import timezone
 
 from booking import services
-from booking.models import Appointment, Hold, TimeOff, Vacancy, WaitlistEntry
-from booking.services import PatientDetails, book_appointment
+from booking.models import Appointment, Hold, TimeOff, Vacancy
+from booking.services import book_appointment
 from clinic.models import OutgoingEmail
+from tests.booking.test_waitlist_offers import join, someone
 
 pytestmark = pytest.mark.django_db
 OFFER = "A time is free for you"
@@ -75,19 +74,6 @@ def staff(client, staff_user):
     return client
 
 
-def join(service, day, *, n, parts=("morning",)):
-    return WaitlistEntry.objects.create(
-        service=service,
-        first_day=day,
-        last_day=day,
-        name=f"Waiting {n}",
-        email=f"w{n}@example.com",
-        phone="+12095550143",
-        joined_at=timezone.now() - timedelta(days=1, minutes=-n),
-        **{part: True for part in parts},
-    )
-
-
 def offer_what_was_freed():
     """What the task does after commit (the beat, if it never ran): offer pending vacancies."""
     for vacancy in Vacancy.objects.pending():
@@ -97,10 +83,6 @@ def offer_what_was_freed():
 
 def offered(entry):
     return OutgoingEmail.objects.filter(to=[entry.email], subject__startswith=OFFER).count()
-
-
-def someone(n=0):
-    return PatientDetails(name=f"Patient {n}", email=f"p{n}@example.com", phone="+12095550142")
 
 
 def test_deleting_time_off_on_the_therapist_page_offers_the_time(staff, service, therapist, at):
@@ -144,7 +126,7 @@ def test_adding_working_hours_on_the_therapist_page_offers_the_new_time(
 
 def test_deleting_an_appointment_on_its_admin_page_offers_its_time(staff, service, therapist, at):
     waiting = join(service, at(10).date(), n=1)
-    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
 
     post(staff, f"/admin/booking/appointment/{visit.pk}/delete/", {"post": "yes"})
 
@@ -169,7 +151,7 @@ def test_deleting_appointments_from_the_list_offers_each_time(staff, service, th
 
 def test_cancelling_on_the_appointment_page_offers_its_time(staff, service, therapist, at):
     waiting = join(service, at(10).date(), n=1)
-    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
     url = f"/admin/booking/appointment/{visit.pk}/change/"
     data = change_form(staff, url)
     data["status"] = [Appointment.Status.CANCELLED]
@@ -182,7 +164,7 @@ def test_cancelling_on_the_appointment_page_offers_its_time(staff, service, ther
 
 def test_moving_on_the_appointment_page_offers_the_old_time(staff, service, therapist, at):
     waiting = join(service, at(10).date(), n=1)
-    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
     url = f"/admin/booking/appointment/{visit.pk}/change/"
     data = change_form(staff, url)
     moved = at(15)
@@ -197,7 +179,7 @@ def test_moving_on_the_appointment_page_offers_the_old_time(staff, service, ther
 
 def test_the_cancel_action_offers_each_cancelled_time(staff, service, therapist, at):
     waiting = join(service, at(10).date(), n=1)
-    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
     chosen = {"action": "cancel_selected", "_selected_action": [visit.pk]}
 
     response = staff.post("/admin/booking/appointment/", chosen)
@@ -235,7 +217,7 @@ def test_staff_see_who_waits_for_a_day_and_the_times_the_waitlist_filled(
     assert listed(day=wednesday.isoformat())[0] == {"Waiting 1"}
     assert listed(day="not-a-day")[0] == everyone
 
-    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone())
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
     services.cancel_appointment(appointment=visit)
     hold = services.offer_freed_time(therapist_id=therapist.pk, start=at(10))
     assert hold.entry.name == "Waiting 1"
