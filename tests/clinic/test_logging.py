@@ -131,6 +131,24 @@ def test_a_query_string_and_a_bad_link_token_stay_out_of_the_log(client, clinic,
     ]
 
 
+def test_a_therapists_calendar_feed_link_stays_out_of_the_log(client, clinic, therapist, logs):
+    from booking.services import reset_calendar_feed
+
+    token = reset_calendar_feed(therapist=therapist)
+    assert client.get(f"/book/therapist-calendar/{token}/visits.ics").status_code == 200
+    assert client.get("/book/therapist-calendar/a-guessed-secret/visits.ics").status_code == 404
+    assert client.get("/book/therapist-calendar/no/such/path").status_code == 404
+    written, raw = logs()
+    # Django's own "Not Found: <path>" records never reach the output (ClientErrorFilter).
+    assert token not in "\n".join(raw) and token not in "\n".join(written)
+    assert "a-guessed-secret" not in "\n".join(written)
+    assert [line["path"] for line in lines(written)] == [
+        "/book/therapist-calendar/<redacted>/visits.ics",
+        "/book/therapist-calendar/<redacted>/visits.ics",
+        "/book/therapist-calendar/<redacted>/such/path",
+    ]
+
+
 @pytest.mark.parametrize("host", ["evil.example", "x" * 5000, "bad host\nwith newline"])
 def test_a_bad_host_header_is_one_line_without_a_traceback(client, logs, host):
     response = client.get("/", HTTP_HOST=host)
