@@ -81,12 +81,6 @@ class TherapistAdmin(admin.ModelAdmin):
             fields.append("calendar_feed")  # only those who may open the page see the way
         return fields
 
-    def get_fields(self, request, obj=None):
-        fields = [name for name in super().get_fields(request, obj) if name != "calendar_feed"]
-        if "calendar_feed" in self.get_readonly_fields(request, obj):
-            fields.append("calendar_feed")
-        return fields
-
     @admin.display(description="calendar feed")
     def calendar_feed(self, obj):
         url = reverse("admin:booking_therapist_calendar_feed", args=[obj.pk])
