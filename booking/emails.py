@@ -11,6 +11,7 @@ from clinic.locking import require_transaction
 from clinic.mail import queue_templated_email
 
 from .calendar import appointment_ics, calendar_mimetype
+from .health import health_history_url
 from .links import leave_waitlist_url, links_in, offer_url
 
 
@@ -78,6 +79,7 @@ def write_confirmation_emails(appointment, *, can_change):
         context={
             "appointment": appointment,
             "can_change": can_change,
+            "health_history_url": health_history_url(appointment),
             **links_in(appointment, appointment.language),
         },
         attachments=[_ics_attachment(appointment)],

@@ -288,3 +288,131 @@ def _iso_day(raw):
 
 class LeaveWaitlistForm(forms.Form):
     """Nothing to fill in: the signed link says who; the button is the POST that leaves."""
+
+
+class HealthHistoryForm(forms.Form):
+    """The health history and consent, signed by typing one's full name and ticking agreement.
+    Health data: it travels by POST only and is shown to staff and its patient only."""
+
+    conditions = forms.CharField(
+        label=_("Health conditions (optional)"),
+        help_text=_("Anything a therapist should know: injuries, illnesses, recent treatment."),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    medications = forms.CharField(
+        label=_("Medications you take (optional)"),
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    areas_to_avoid = forms.CharField(
+        label=_("Areas of the body to avoid (optional)"),
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    pressure = forms.ChoiceField(
+        label=_("Pressure you prefer"),
+        choices=[
+            ("light", _("Light")),
+            ("medium", _("Medium")),
+            ("firm", _("Firm")),
+            ("ask", _("Ask me during the visit")),
+        ],
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": _("Choose the pressure you prefer."),
+            "invalid_choice": _("Choose the pressure you prefer."),
+        },
+    )
+    emergency_name = forms.CharField(
+        label=_("Emergency contact's name"),
+        max_length=120,
+        error_messages={"required": _("Give someone we can call in an emergency.")},
+    )
+    emergency_phone = PhoneNumberField(
+        label=_("Emergency contact's phone"),
+        region="US",
+        error_messages={"required": _("Give your emergency contact's phone number.")},
+    )
+    intake_clot_signs = DetailsForm.base_fields["intake_clot_signs"]
+    intake_surgery_or_immobility = DetailsForm.base_fields["intake_surgery_or_immobility"]
+    intake_blood_thinners = DetailsForm.base_fields["intake_blood_thinners"]
+    intake_pregnant = DetailsForm.base_fields["intake_pregnant"]
+    consent_version = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=1,
+        max_value=2**31 - 1,
+        error_messages={
+            "invalid": _("This form arrived damaged. Read the consent below and sign again."),
+            "required": _("This form arrived damaged. Read the consent below and sign again."),
+            "min_value": _("This form arrived damaged. Read the consent below and sign again."),
+            "max_value": _("This form arrived damaged. Read the consent below and sign again."),
+        },
+    )
+    signed_name = forms.CharField(
+        label=_("Type your full name to sign"),
+        max_length=120,
+        error_messages={"required": _("Type your full name to sign.")},
+    )
+    agree = forms.BooleanField(
+        label=_("I have read the consent above and agree to it."),
+        error_messages={"required": _("Tick the box to agree to the consent.")},
+    )
+
+    INTAKE_FIELDS = DetailsForm.INTAKE_FIELDS
+    TEXT_FIELDS = ("conditions", "medications", "areas_to_avoid", "emergency_name", "signed_name")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["signed_name"].widget.attrs["autocomplete"] = "name"
+        self.fields["emergency_phone"].widget.input_type = "tel"
+        self.fields["emergency_phone"].widget.attrs["autocomplete"] = "off"
+
+    def clean(self):
+        cleaned = super().clean()
+        # A NUL or other control character cannot be stored (PostgreSQL refuses a NUL) and
+        # never belongs in a history: refused with a message, the rest kept.
+        for name in self.TEXT_FIELDS:
+            value = cleaned.get(name)
+            if value and any(ord(ch) < 32 and ch not in "\r\n\t" for ch in value):
+                self.add_error(name, _("Remove the unusual characters from this answer."))
+        for name in ("emergency_name", "signed_name"):
+            if cleaned.get(name):
+                cleaned[name] = " ".join(cleaned[name].split())
+                if not cleaned[name]:
+                    self.add_error(name, _("Type your full name to sign."))
+        return cleaned
+
+    def intake_questions(self):
+        return [self[name] for name in self.INTAKE_FIELDS]
+
+    def answers(self):
+        """The history's content, as booking.health.sign_health_history takes it."""
+        data = self.cleaned_data
+        return {
+            "conditions": data["conditions"],
+            "medications": data["medications"],
+            "areas_to_avoid": data["areas_to_avoid"],
+            "pressure": data["pressure"],
+            "emergency_name": data["emergency_name"],
+            "emergency_phone": data["emergency_phone"],
+            **{name: data[name] for name in self.INTAKE_FIELDS},
+        }
+
+    @classmethod
+    def initial_from(cls, history):
+        """A new version starts from the last one (not its signature: each is signed anew)."""
+        if history is None:
+            return {}
+        return {
+            "conditions": history.conditions,
+            "medications": history.medications,
+            "areas_to_avoid": history.areas_to_avoid,
+            "pressure": history.pressure,
+            "emergency_name": history.emergency_name,
+            "emergency_phone": history.emergency_phone,
+            **{name: "yes" if getattr(history, name) else "no" for name in cls.INTAKE_FIELDS},
+        }

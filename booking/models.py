@@ -482,6 +482,15 @@ class Appointment(models.Model):
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
     )
+    # The person (clinic.patients): the booking's own record until its address is proven.
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="appointments",
+        verbose_name=_("patient"),
+    )
 
     objects = AppointmentQuerySet.as_manager()
 
@@ -610,6 +619,15 @@ class WaitlistEntry(models.Model):
     joined_at = models.DateTimeField(_("joined"), default=timezone.now)
     state = models.CharField(
         _("state"), max_length=10, choices=State.choices, default=State.WAITING
+    )
+    # Linked once its patient proves the address (booking from its offer email).
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="waitlist_entries",
+        verbose_name=_("patient"),
     )
 
     objects = WaitlistEntryQuerySet.as_manager()
@@ -787,3 +805,113 @@ class Vacancy(models.Model):
 
     def __str__(self):
         return f"{self.therapist}: {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
+
+
+# --- the health history and consent a patient signs before their first visit ---------------
+class ConsentText(models.Model):
+    """The clinic's consent wording, as staff wrote it: each change is a new version, and a
+    version once saved is never edited (a signature names the version it agreed to)."""
+
+    version = models.PositiveIntegerField(unique=True, editable=False)
+    text = models.TextField(
+        "consent text", help_text="What the patient agrees to when signing their health history."
+    )
+    text_es = models.TextField(
+        "consent text in Spanish", blank=True, help_text="Empty shows the English."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = "consent text"
+        constraints = [
+            models.CheckConstraint(condition=Q(version__gte=1), name="consent_version_positive")
+        ]
+
+    def __str__(self):
+        return f"Consent text, version {self.version}"
+
+    @classmethod
+    def current(cls):
+        return cls.objects.order_by("-version").first()
+
+
+class HealthHistoryQuerySet(models.QuerySet):
+    def latest_per_patient(self, patient_ids):
+        """{patient id: the newest signing time} for `patient_ids`, in one query."""
+        # Never an empty IN (Django skips the query then): one query whatever is shown.
+        rows = (
+            self.filter(patient_id__in=sorted(patient_ids) or [-1])
+            .order_by()
+            .values("patient_id")
+            .annotate(latest=models.Max("signed_at"))
+        )
+        return {row["patient_id"]: row["latest"] for row in rows}
+
+
+class HealthHistory(models.Model):
+    """One signed version of a patient's health history and consent. Health data: staff only,
+    never in an email, a log line, a URL, a cookie or a cache key.
+
+    Signed means locked: a change is a new row (booking.health.sign_health_history), and
+    save() refuses to rewrite one."""
+
+    class Pressure(models.TextChoices):
+        LIGHT = "light", _("Light")
+        MEDIUM = "medium", _("Medium")
+        FIRM = "firm", _("Firm")
+        ASK = "ask", _("Ask me during the visit")
+
+    patient = models.ForeignKey(
+        "clinic.Patient", on_delete=models.CASCADE, related_name="health_histories"
+    )
+    conditions = models.TextField(_("health conditions"), max_length=2000, blank=True)
+    medications = models.TextField(_("medications"), max_length=2000, blank=True)
+    areas_to_avoid = models.TextField(_("areas to avoid"), max_length=1000, blank=True)
+    pressure = models.CharField(_("pressure preference"), max_length=8, choices=Pressure.choices)
+    emergency_name = models.CharField(_("emergency contact"), max_length=120)
+    emergency_phone = PhoneNumberField(_("emergency contact's phone"), region="US")
+    # Today's red-flag questions (Appointment.INTAKE_FIELDS), answered for every visit ahead.
+    intake_clot_signs = models.BooleanField(_("new calf swelling, warmth, redness or pain at rest"))
+    intake_surgery_or_immobility = models.BooleanField(
+        _("surgery or a long time immobile in the last 3 months")
+    )
+    intake_blood_thinners = models.BooleanField(_("takes blood thinners"))
+    intake_pregnant = models.BooleanField(_("pregnant"))
+    consent_text = models.ForeignKey(
+        ConsentText, on_delete=models.PROTECT, related_name="signatures"
+    )
+    signed_name = models.CharField(_("signed as"), max_length=120)
+    signed_at = models.DateTimeField(_("signed"))
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
+    )
+    appointment = models.ForeignKey(
+        Appointment,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The visit whose link it was signed from.",
+    )
+
+    objects = HealthHistoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["signed_at", "pk"]
+        verbose_name = "health history"
+        verbose_name_plural = "health histories"
+        indexes = [models.Index(fields=["patient", "signed_at"], name="health_history_latest")]
+
+    def __str__(self):
+        return f"Health history signed {timezone.localtime(self.signed_at):%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        # Signed is locked: whatever code path, a stored signature is never rewritten.
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValidationError("A signed health history is locked: sign a new version.")
+        super().save(*args, **kwargs)
+
+    @property
+    def needs_clearance(self):
+        return any(getattr(self, name) for name in Appointment.INTAKE_FIELDS)

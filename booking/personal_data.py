@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from clinic.locking import lock
 from clinic.personal_data import PersonalData, isoformat, months_before, register
 
-from .models import Appointment, Hold, Vacancy, WaitlistEntry
+from .models import Appointment, BookingRules, HealthHistory, Hold, Vacancy, WaitlistEntry
 
 ANONYMOUS_NAME = "Anonymised"
 ANONYMOUS_EMAIL = "anonymised@example.invalid"
@@ -163,6 +163,35 @@ class Appointments(PersonalData):
     def erase(self, email, *, now):
         return _anonymise(patient_appointments(email=email))
 
+    patient_template = "admin/booking/_patient_visits.html"
+
+    def patient_summary(self, patient, *, now):
+        from .health import history_state
+
+        cutoff = BookingRules.current().cancel_cutoff
+        visits = list(
+            patient.appointments.select_related("service", "therapist").order_by("starts_at")
+        )
+        latest = HealthHistory.objects.latest_per_patient([patient.pk]).get(patient.pk)
+        upcoming = [a for a in visits if a.is_active and a.starts_at > now]
+        for visit in upcoming:
+            visit.history_state = history_state(latest, visit.starts_at)
+        return {
+            "upcoming": upcoming,
+            "past": [a for a in visits if a.starts_at <= now and a.is_active][::-1],
+            "no_shows": [a for a in visits if a.status == Appointment.Status.NO_SHOW],
+            "late_cancellations": [
+                a
+                for a in visits
+                if a.status == Appointment.Status.CANCELLED
+                and a.cancelled_at > a.starts_at - cutoff
+            ],
+            "cancelled": [a for a in visits if a.status == Appointment.Status.CANCELLED],
+        }
+
+    def repoint(self, *, source, target):
+        Appointment.objects.filter(patient=source).update(patient=target)
+
     def apply_retention(self, *, now):
         return {
             "intake_cleared": clear_old_intake(now=now),
@@ -233,6 +262,14 @@ class Waitlist(PersonalData):
     def lock(self, email):
         lock(self._entries(email).values_list("pk", flat=True))
 
+    patient_template = "admin/booking/_patient_waitlist.html"
+
+    def patient_summary(self, patient, *, now):
+        return {"waitlist": list(patient.waitlist_entries.select_related("service", "therapist"))}
+
+    def repoint(self, *, source, target):
+        WaitlistEntry.objects.filter(patient=source).update(patient=target)
+
     def erase(self, email, *, now):
         from .services import release_hold
 
@@ -245,3 +282,66 @@ class Waitlist(PersonalData):
     def apply_retention(self, *, now):
         expired, deleted = expire_waitlist_entries(now=now)
         return {"waitlist_expired": expired, "waitlist_deleted": deleted}
+
+
+def _history_exported(history):
+    return {
+        "signed_at": isoformat(history.signed_at),
+        "signed_name": history.signed_name,
+        "consent_text_version": history.consent_text.version,
+        "language": history.language,
+        "conditions": history.conditions,
+        "medications": history.medications,
+        "areas_to_avoid": history.areas_to_avoid,
+        "pressure": history.pressure,
+        "emergency_contact": history.emergency_name,
+        "emergency_phone": str(history.emergency_phone),
+        "intake": {name: getattr(history, name) for name in Appointment.INTAKE_FIELDS},
+    }
+
+
+@register
+class HealthHistories(PersonalData):
+    """Each signed version of the health history and consent, on the patient records with
+    the address (health data: staff and the patient only)."""
+
+    key = "health_histories"
+    erased_label = "{} signed health history version(s) deleted"
+    erase_template = "admin/booking/_personal_data_health_erase.html"
+    patient_template = "admin/booking/_patient_health.html"
+    order = 12
+
+    def _histories(self, email):
+        return HealthHistory.objects.filter(patient__email__iexact=email.strip())
+
+    def export(self, email):
+        histories = self._histories(email).select_related("consent_text").order_by("signed_at")
+        return [_history_exported(history) for history in histories]
+
+    def lock(self, email):
+        lock(self._histories(email).values_list("pk", flat=True))
+
+    def erase(self, email, *, now):
+        _total, per_model = self._histories(email).delete()
+        return per_model.get(HealthHistory._meta.label, 0)
+
+    def patient_summary(self, patient, *, now):
+        from .health import history_state, versions
+
+        histories = versions(patient)
+        latest = histories[-1] if histories else None
+        return {
+            "histories": histories[::-1],
+            "state_now": history_state(latest.signed_at if latest else None, now),
+        }
+
+    def repoint(self, *, source, target):
+        # Re-pointing is not editing: what was signed stays as it was (a queryset update).
+        HealthHistory.objects.filter(patient=source).update(patient=target)
+
+    def apply_retention(self, *, now):
+        """A record nobody booked with for as long as appointments are kept loses its
+        histories (clinic's part then deletes the record itself)."""
+        cutoff = months_before(now, settings.APPOINTMENT_RETENTION_MONTHS)
+        _total, per_model = HealthHistory.objects.filter(patient__last_seen_at__lte=cutoff).delete()
+        return {"health_histories_deleted": per_model.get(HealthHistory._meta.label, 0)}

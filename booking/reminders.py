@@ -14,6 +14,7 @@ from django.utils import timezone
 from clinic.locking import require_transaction
 from clinic.mail import queue_templated_email
 
+from .health import CURRENT, health_history_url, state_for
 from .links import links_in
 from .models import Appointment, BookingRules
 from .services import can_change_online
@@ -64,10 +65,21 @@ def _write_reminder_email(appointment, *, now, rules):
             "therapist": appointment.therapist,
             "manage_url": links_in(appointment, appointment.language)["manage_url"],
             "can_change": can_change_online(appointment, now=now, rules=rules),
+            **_health_history_due(appointment),
         },
         idempotency_key=f"booking:reminder:{appointment.pk}:{appointment.starts_at.isoformat()}",
         language=appointment.language,
     )
+
+
+def _health_history_due(appointment):
+    """The form's link and why, when the patient's signed history is missing or will be over
+    a year old at the visit (booking.health); nothing when it is current. Only the state
+    goes in, never an answer."""
+    state = state_for(appointment)
+    if state == CURRENT:
+        return {}
+    return {"history_state": state, "health_history_url": health_history_url(appointment)}
 
 
 def _remind(appointment, *, now, rules):

@@ -14,7 +14,8 @@ from clinic.models import Closure
 
 from . import slots
 from .availability import load_inputs
-from .models import Appointment, Hold, Therapist
+from .health import history_state
+from .models import Appointment, HealthHistory, Hold, Therapist
 
 DAY, WEEK = "day", "week"
 
@@ -33,6 +34,8 @@ class Entry:
     appointment: Appointment | None = None
     hold: Hold | None = None
     reason: str = ""
+    # An appointment's health history at its start: "missing", "expired" or "current".
+    history: str = ""
     from_midnight: bool = False
     to_midnight: bool = False
 
@@ -111,10 +114,17 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
 
     Each day holds one TherapistDay per therapist in `therapists` (already loaded), with
     their active appointments (service loaded), waitlist holds (entry loaded), free time and
-    time off in time order. Five queries whatever the number of therapists or days.
+    time off in time order, each appointment with its health history's state (booking.health).
+    Six queries whatever the number of therapists or days.
     """
     tz = tz or timezone.get_default_timezone()
     inputs = load_inputs(therapists=therapists, first_day=first_day, last_day=last_day)
+    shown = [a for therapist in therapists for a in inputs.appointments[therapist.pk]]
+    signed = HealthHistory.objects.latest_per_patient({a.patient_id for a in shown if a.patient_id})
+
+    def history(appointment):
+        return history_state(signed.get(appointment.patient_id), appointment.starts_at)
+
     closures = inputs.closures
     free = {
         therapist.pk: slots.free_periods(
@@ -134,7 +144,15 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
         schedule_day = ScheduleDay(day=day, closure=closure)
         for therapist in therapists:
             entries = [
-                _clipped("appointment", a.starts_at, a.ends_at, day, tz, appointment=a)
+                _clipped(
+                    "appointment",
+                    a.starts_at,
+                    a.ends_at,
+                    day,
+                    tz,
+                    appointment=a,
+                    history=history(a),
+                )
                 for a in inputs.appointments[therapist.pk]
             ]
             entries += [

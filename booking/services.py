@@ -40,8 +40,8 @@ class SlotUnavailable(Exception):
 
 @dataclass(frozen=True)
 class PatientDetails:
-    """Who is booking, as they typed it (there is no patient record: each appointment keeps
-    its own copy)."""
+    """Who is booking, as they typed it (each appointment keeps its own copy; the person's
+    record across visits is clinic.models.Patient)."""
 
     name: str
     email: str
@@ -137,6 +137,7 @@ def book_appointment(
             scheduled_at=now,
             source_article=source_article,
             language=language or settings.LANGUAGE_CODE,
+            patient=_patient_record(patient, language or settings.LANGUAGE_CODE, hold, now),
             **{name: patient.intake.get(name) for name in Appointment.INTAKE_FIELDS},
         )
         appointment.full_clean(exclude=["submission_key"])
@@ -160,9 +161,25 @@ def book_appointment(
             )
             # Offered to several at once: the others were not quick enough.
             Hold.objects.active().of_round(hold).update(state=Hold.State.LOST)
-            WaitlistEntry.objects.filter(pk=hold.entry_id).update(state=WaitlistEntry.State.BOOKED)
+            WaitlistEntry.objects.filter(pk=hold.entry_id).update(
+                state=WaitlistEntry.State.BOOKED, patient=appointment.patient
+            )
         write_confirmation_emails(appointment, can_change=can_change_online(appointment, now=now))
     return appointment
+
+
+def _patient_record(patient, language, hold, now):
+    """The booking's patient record (clinic.patients): its own, unproven, unless it comes
+    from a waitlist offer emailed to the same address, which proves it and joins the
+    address's verified record. Runs inside the booking's transaction."""
+    from clinic.patients import new_patient, prove_email
+
+    record = new_patient(
+        name=patient.name, email=patient.email, phone=patient.phone, language=language, now=now
+    )
+    if hold is not None and hold.entry.email.strip().lower() == patient.email.strip().lower():
+        record = prove_email(patient=record, now=now)
+    return record
 
 
 def _claimable(hold, *, start, now):

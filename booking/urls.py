@@ -50,6 +50,7 @@ urlpatterns = [
     path("waitlist/joined/", views.waitlist_joined, name="waitlist_joined"),
     path("waitlist/leave/<str:token>/", views.leave_waitlist, name="leave_waitlist"),
     path("waitlist/offer/<str:token>/", views.waitlist_offer, name="waitlist_offer"),
+    path("health/<str:token>/", views.health_history, name="health_history"),
     path("<slug:service>/", views.choose_therapist, name="therapist"),
     path("<slug:service>/<slug:therapist>/", views.choose_day, name="day"),
     path("<slug:service>/<slug:therapist>/waitlist/", views.join_waitlist, name="waitlist"),

@@ -32,7 +32,7 @@ from . import links, services
 from .availability import Availability, OutsideBookingWindow
 from .calendar import appointment_ics, therapist_feed_ics
 from .forms import CancelForm, DetailsForm, LeaveWaitlistForm, WaitlistForm
-from .models import Appointment, BookingRules, Service, Therapist
+from .models import Appointment, BookingRules, ConsentText, Service, Therapist
 
 ANY = "any"
 PUBLIC_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -539,8 +539,17 @@ def confirmation(request, token):
             "can_change": services.can_change_online(appointment, rules=rules),
             "manage_url": reverse("booking:manage", args=[links.manage_token(appointment)]),
             "zone_name": _zone_name(appointment.starts_at),
+            "health_history_url": _health_history_path(appointment),
         },
     )
+
+
+def _health_history_path(appointment):
+    """The confirmation page's link to the health form: it proves no address, so it opens
+    only the booking's own record (booking.health)."""
+    from .health import health_history_path
+
+    return health_history_path(appointment, emailed=False) if appointment.is_active else ""
 
 
 @require_safe
@@ -934,3 +943,79 @@ def waitlist_offer(request, token):
         return _offer_ended(request, hold, status=410)
     url = _details_url(hold.service, hold.therapist, hold.starts_at)
     return redirect(url + "?" + urlencode({"offer": token}))
+
+
+# --- the health history and consent, from the signed link ---------------------------------
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+@ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
+@private_page
+def health_history(request, token):
+    """The health history and consent form: GET shows it (prefilled from the last version
+    signed), POST signs a new version. The answers travel by POST only; the page is private."""
+    from . import health
+    from .forms import HealthHistoryForm
+
+    try:
+        appointment, emailed = health.appointment_for_health_token(token)
+    except health.BadHealthLink:
+        return _unavailable(
+            request,
+            _(
+                "This link to your health history is not valid or has expired. Use the link "
+                "in your latest email from us, or call us."
+            ),
+            status=404,
+        )
+    try:
+        patient = health.record_for(appointment, emailed=emailed)
+    except health.ProofNeeded:
+        return _unavailable(
+            request,
+            _("For your privacy, open your health history from the link in the email we sent you."),
+            status=403,
+        )
+    latest = health.latest_history(patient)
+    consent = ConsentText.current()
+    status = 200
+    if request.method == "POST":
+        form = HealthHistoryForm(request.POST)
+        if form.is_valid():
+            try:
+                health.sign_health_history(
+                    patient=patient,
+                    answers=form.answers(),
+                    signed_name=form.cleaned_data["signed_name"],
+                    consent_version=form.cleaned_data["consent_version"],
+                    language=translation.get_language(),
+                    appointment=appointment,
+                )
+            except health.ConsentChanged:
+                form.add_error(
+                    None,
+                    _("The consent text has changed. Please read it again below and sign."),
+                )
+            else:
+                return HttpResponseRedirect(request.path + "?signed=1", status=303)
+        status = 400
+        # The consent shown again is the newest: the one the patient will now sign.
+        data = request.POST.copy()
+        data["consent_version"] = consent.version if consent else ""
+        form.data = data
+    else:
+        form = HealthHistoryForm(
+            initial={
+                **HealthHistoryForm.initial_from(latest),
+                "consent_version": consent.version if consent else "",
+            }
+        )
+    context = {
+        "appointment": appointment,
+        "form": form,
+        "consent": consent,
+        "latest": latest,
+        "state": health.history_state(latest.signed_at if latest else None, appointment.starts_at),
+        "just_signed": request.method != "POST" and request.GET.get("signed") == "1" and latest,
+        "advice": INTAKE_ADVICE if latest and latest.needs_clearance else "",
+    }
+    return render(request, "booking/health_history.html", context, status=status)

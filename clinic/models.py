@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -315,3 +316,68 @@ class OutgoingEmail(models.Model):
 
     def __str__(self):
         return f"{self.subject} → {', '.join(self.to)}"
+
+
+# --- the patient: one record per person across visits -----------------------------------------
+class PatientQuerySet(models.QuerySet):
+    def verified(self):
+        """Records whose holder has shown they read mail at the address (followed a link
+        emailed there): the only ones a later booking with that address may join."""
+        return self.filter(verified_at__isnull=False)
+
+    def for_email(self, email):
+        return self.filter(email__iexact=email.strip())
+
+
+class Patient(models.Model):
+    """A person across visits: booking, the waitlist and the newsletter link to it.
+
+    A booking makes a record of its own (unverified) until its patient follows a link emailed
+    to the address; then it joins the address's one verified record (clinic.patients), so an
+    address typed by someone else never reads or joins another person's record.
+    """
+
+    name = models.CharField(_("name"), max_length=120)
+    email = models.EmailField(_("email"), max_length=254)
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    verified_at = models.DateTimeField(
+        _("address confirmed"),
+        null=True,
+        blank=True,
+        help_text="When the patient followed a link emailed to the address.",
+    )
+    last_seen_at = models.DateTimeField(
+        _("last booking"), default=timezone.now, help_text="Retention counts from here."
+    )
+    # Addresses of records merged into this one (staff merged two records of one person).
+    other_emails = models.JSONField(_("other addresses"), default=list, blank=True)
+
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = _("patient")
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=Q(verified_at__isnull=False),
+                name="patient_one_verified_record_per_email",
+            ),
+        ]
+        indexes = [models.Index(Lower("email"), name="patient_email_ci")]
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>"
+
+    @property
+    def emails(self):
+        """Every address this person is known by: their own, then merged records'."""
+        seen = []
+        for email in [self.email, *self.other_emails]:
+            if email and email.lower() not in [e.lower() for e in seen]:
+                seen.append(email)
+        return seen

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import OutgoingEmail
+from .models import OutgoingEmail, Patient
 
 logger = logging.getLogger(__name__)
 _parts = []
@@ -66,6 +66,22 @@ class PersonalData:
     def apply_retention(self, *, now):
         """Drop what is kept longer than the settings allow; returns {what: how many}."""
         return {}
+
+    # --- the patient record (clinic.models.Patient) -------------------------------------
+    # The admin's partial that shows patient_summary(patient) on the patient's own page.
+    patient_template = ""
+
+    def patient_summary(self, patient, *, now):
+        """What staff see on `patient`'s page: a context for patient_template."""
+        return {}
+
+    def repoint(self, *, source, target):
+        """Move what this app links to the record `source` onto `target` (a merge). Runs
+        inside the merge's transaction; nothing may be lost."""
+
+    def attach_proven(self, patient):
+        """`patient` has just proven its address: link what this app holds that was itself
+        proven with that address (a confirmed newsletter sign-up, say)."""
 
 
 def register(part_class):
@@ -124,6 +140,62 @@ def erase(*, email, now=None):
         return {part.key: part.erase(email, now=now) for part in _parts}
 
 
+def _combined(values):
+    """One part's exports for several addresses, as one value."""
+    values = [value for value in values if value]
+    if all(isinstance(value, list) for value in values):
+        return [item for value in values for item in value]
+    return values[0] if len(values) == 1 else values
+
+
+def patient_summary(*, patient, now=None):
+    """[(part, its summary)] for the patient's admin page."""
+    now = now or timezone.now()
+    return [
+        (part, part.patient_summary(patient, now=now)) for part in _parts if part.patient_template
+    ]
+
+
+def export_patient(*, patient, now=None):
+    """Everything held about the person of `patient`, under every address they are known by."""
+    now = now or timezone.now()
+    emails = [normalise(email) for email in patient.emails]
+    return {
+        "email": emails[0],
+        "other_emails": emails[1:],
+        "exported_at": now.isoformat(),
+        **{
+            part.key: _combined([part.export(email) for email in emails])
+            for part in _parts
+            if part.exported
+        },
+    }
+
+
+def erase_patient(*, patient, now=None):
+    """Erase the person of `patient` under every address they are known by, and the record
+    itself, in one transaction; ErasureRefused erases nothing. Returns {part key: count}."""
+    now = now or timezone.now()
+    emails = [normalise(email) for email in patient.emails]
+    with transaction.atomic():
+        for email in emails:
+            for part in _parts:
+                part.lock(email)
+        for email in emails:
+            for part in _parts:
+                reason = part.refusal(email, now=now)
+                if reason:
+                    raise ErasureRefused(reason)
+        counts = {}
+        for email in emails:
+            for part in _parts:
+                counts[part.key] = counts.get(part.key, 0) + part.erase(email, now=now)
+        counts["patients"] = counts.get("patients", 0) + type(patient).objects.filter(
+            pk=patient.pk
+        ).delete()[1].get(type(patient)._meta.label, 0)
+        return counts
+
+
 def describe(erased):
     """erase()'s counts in words for staff: "1 appointment(s) anonymised, ... and ..."."""
     words = [part.erased_label.format(erased[part.key]) for part in _parts if part.key in erased]
@@ -151,6 +223,49 @@ def months_before(moment, months):
 
 def isoformat(value):
     return value.isoformat() if value is not None else None
+
+
+@register
+class PatientRecords(PersonalData):
+    """The site's patient records with the address (clinic.models.Patient)."""
+
+    key = "patients"
+    erased_label = "{} patient record(s) deleted"
+    erase_template = "admin/clinic/_personal_data_patients_erase.html"
+    order = 90
+
+    def _records(self, email):
+        return Patient.objects.for_email(email)
+
+    def export(self, email):
+        return [
+            {
+                "name": patient.name,
+                "email": patient.email,
+                "other_emails": patient.other_emails,
+                "phone": patient.phone,
+                "language": patient.language,
+                "created_at": isoformat(patient.created_at),
+                "address_confirmed_at": isoformat(patient.verified_at),
+            }
+            for patient in self._records(email).order_by("pk")
+        ]
+
+    def lock(self, email):
+        from .locking import lock
+
+        lock(self._records(email).values_list("pk", flat=True))
+
+    def erase(self, email, *, now):
+        _total, per_model = self._records(email).delete()
+        return per_model.get(Patient._meta.label, 0)
+
+    def apply_retention(self, *, now):
+        """A record nobody booked with for as long as appointments are kept goes (its
+        health histories with it)."""
+        cutoff = months_before(now, settings.APPOINTMENT_RETENTION_MONTHS)
+        _total, per_model = Patient.objects.filter(last_seen_at__lte=cutoff).delete()
+        return {"patients_deleted": per_model.get(Patient._meta.label, 0)}
 
 
 @register

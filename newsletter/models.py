@@ -52,6 +52,16 @@ class Subscriber(models.Model):
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
     )
+    # The address's verified patient record, once both the sign-up and the record are
+    # proven (clinic.patients): a confirmed address never joins an unproven record.
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="newsletter_subscriptions",
+        verbose_name=_("patient"),
+    )
 
     objects = SubscriberQuerySet.as_manager()
 

@@ -40,6 +40,20 @@ class Subscription(PersonalData):
             "consent_ip": subscriber.consent_ip,
         }
 
+    patient_template = "admin/newsletter/_patient.html"
+
+    def patient_summary(self, patient, *, now):
+        return {"subscriptions": list(patient.newsletter_subscriptions.all())}
+
+    def repoint(self, *, source, target):
+        Subscriber.objects.filter(patient=source).update(patient=target)
+
+    def attach_proven(self, patient):
+        """A confirmed sign-up proved the same address: it belongs to this record."""
+        Subscriber.objects.confirmed().filter(
+            email__iexact=patient.email, patient__isnull=True
+        ).update(patient=patient)
+
     def erase(self, email, *, now):
         # The newsletter's own erasure keeps each issue's figures true and removes the
         # copies it sent.

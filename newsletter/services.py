@@ -203,9 +203,13 @@ def confirm_subscription(*, subscriber, now=None):
     An unsubscribed person is not put back by an old link: they sign up again instead.
     Returns True if this call confirmed them.
     """
+    from clinic.models import Patient
+
     now = now or timezone.now()
+    # Confirming proves the address: its verified patient record (if any) gets the link.
+    patient = Patient.objects.verified().for_email(subscriber.email).first()
     updated = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
-        status=Subscriber.Status.CONFIRMED, confirmed_at=now
+        status=Subscriber.Status.CONFIRMED, confirmed_at=now, patient=patient
     )
     subscriber.refresh_from_db()
     return updated == 1

@@ -177,6 +177,8 @@ def test_the_beat_runs_the_retention_task(settings):
         "anonymised": 0,
         "waitlist_expired": 0,
         "waitlist_deleted": 0,
+        "health_histories_deleted": 0,
+        "patients_deleted": 0,
         "emails_deleted": 0,
     }
 
