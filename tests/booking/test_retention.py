@@ -321,7 +321,8 @@ def test_erasing_from_the_admin_asks_first_then_erases(staff, past_visit, subscr
     assert not Subscriber.objects.exists()
     assert [str(m) for m in response.wsgi_request._messages] == [
         "Erased: 1 appointment(s) anonymised, 0 waitlist entry(ies) deleted, "
-        "1 newsletter subscription(s) and 2 sent email(s) deleted."
+        "0 signed health history version(s) deleted, 1 newsletter subscription(s), "
+        "1 patient record(s) deleted and 2 sent email(s) deleted."
     ]
 
 

@@ -32,7 +32,7 @@ def test_the_booking_never_reaches_into_the_newsletter():
 
 
 def test_each_app_registers_its_own_part_once_the_outbox_last():
-    keys = ["appointments", "waitlist", "newsletter", "emails"]
+    keys = ["appointments", "waitlist", "health_histories", "newsletter", "patients", "emails"]
     assert [part.key for part in personal_data.parts()] == keys
     personal_data.register(type(personal_data.parts()[0]))  # again: still once
     assert len(personal_data.parts()) == len(keys)
