@@ -19,9 +19,11 @@ from clinic import personal_data
 from clinic.forms import WeeklyIntervalFormSet
 
 from . import schedule
+from .health import publish_consent_text
 from .models import (
     Appointment,
     BookingRules,
+    ConsentText,
     Hold,
     Service,
     Therapist,
@@ -735,3 +737,31 @@ class HoldAdmin(admin.ModelAdmin):
     def release(self, request, queryset):
         released = sum(release_hold(hold=hold) for hold in queryset.filter(state=Hold.State.ACTIVE))
         self.message_user(request, f"{released} hold(s) released.", messages.SUCCESS)
+
+
+@admin.register(ConsentText)
+class ConsentTextAdmin(admin.ModelAdmin):
+    """The consent patients sign with their health history. A saved version is never edited
+    (signatures name it): staff change the wording by adding a new version, which the form
+    shows from then on."""
+
+    list_display = ["version", "created_at", "signatures_count"]
+    fields = ["text", "text_es"]
+
+    @admin.display(description="signed")
+    def signatures_count(self, obj):
+        return obj.signatures.count()
+
+    def get_changeform_initial_data(self, request):
+        latest = ConsentText.current()
+        return {"text": latest.text, "text_es": latest.text_es} if latest else {}
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        published = publish_consent_text(text=obj.text, text_es=obj.text_es)
+        obj.pk, obj.version = published.pk, published.version
