@@ -213,7 +213,7 @@ def test_staff_merge_two_records_from_the_list_choosing_which_to_keep(
 def test_the_patients_page_shows_visits_attendance_histories_newsletter_and_waitlist(
     client, staff_user, two_records, service, therapist, at
 ):
-    home, work = merge_patients(keep=two_records[0], other=two_records[1]), None
+    home = merge_patients(keep=two_records[0], other=two_records[1])
     past = book(service, therapist, at(13))
     Appointment.objects.filter(pk=past.pk).update(
         patient=home,
