@@ -9,7 +9,7 @@ from articles.models import Article
 from clinic.content import fill_blank
 from clinic.models import Weekday
 
-from .models import BookingRules, Service, Therapist, WorkingHours
+from .models import BookingRules, ConsentText, Service, Therapist, WorkingHours
 
 POLICY = (
     "Please give us at least 24 hours' notice if you need to cancel or move your "
@@ -125,6 +125,38 @@ DAY = [(time(9), time(12, 30)), (time(13, 30), time(18))]
 SATURDAY = [(time(9), time(14))]
 
 
+CONSENT_EN = (
+    "I have answered the health questions truthfully and completely, to the best of my "
+    "knowledge, and I will tell my therapist before a visit if anything changes.\n\n"
+    "I understand that massage therapy is not a substitute for medical care, that my "
+    "therapist does not diagnose illness or prescribe medication, and that I should see a "
+    "doctor for any condition that needs one.\n\n"
+    "I agree to receive massage therapy at the clinic. I may ask my therapist to change the "
+    "pressure, avoid an area or stop the treatment at any time.\n\n"
+    "I understand that the clinic keeps this health history as part of my clinical record, "
+    "that only the clinic's staff can read it, and that I can ask for a copy or for it to be "
+    "erased."
+)
+CONSENT_ES = (
+    "He respondido a las preguntas de salud con verdad y por completo, según mi leal saber, "
+    "y avisaré a mi terapeuta antes de una visita si algo cambia.\n\n"
+    "Entiendo que la masoterapia no sustituye la atención médica, que mi terapeuta no "
+    "diagnostica enfermedades ni receta medicamentos, y que debo consultar a un médico por "
+    "cualquier problema que lo requiera.\n\n"
+    "Acepto recibir masoterapia en la clínica. Puedo pedir a mi terapeuta que cambie la "
+    "presión, evite una zona o detenga el tratamiento en cualquier momento.\n\n"
+    "Entiendo que la clínica guarda este historial de salud como parte de mi historia "
+    "clínica, que solo el personal de la clínica puede leerlo y que puedo pedir una copia o "
+    "que se borre."
+)
+
+
+def ensure_consent_text():
+    """The clinic's first consent wording (version 1), unless staff already have one."""
+    if not ConsentText.objects.exists():
+        ConsentText.objects.create(version=1, text=CONSENT_EN, text_es=CONSENT_ES)
+
+
 @transaction.atomic
 def load_booking_content():
     """Booking rules, services and therapists with hours, where missing; returns how many
@@ -132,6 +164,7 @@ def load_booking_content():
     BookingRules.objects.get_or_create(
         pk=BookingRules.SINGLETON_PK, defaults={"cancellation_policy": POLICY}
     )
+    ensure_consent_text()
     services, created = {}, set()
     for order, fields in enumerate(SERVICES):
         values = {**fields, "display_order": order}

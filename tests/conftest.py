@@ -387,6 +387,10 @@ def booking_rules(db):
             "cancellation_policy": "Tell us a day ahead if you cannot come.",
         },
     )
+    # The migration's consent text, again after a transactional test emptied the tables.
+    from booking.content import ensure_consent_text
+
+    ensure_consent_text()
     return rules
 
 
