@@ -21,11 +21,12 @@ MAX_PATH = 200
 MAX_MESSAGE = 2000
 REDACTED = "<redacted>"
 # URL parameters that are secrets (signed or random tokens in manage, confirmation,
-# waitlist, therapist calendar feed, confirm and unsubscribe links), whatever route.
+# waitlist, therapist calendar feed, health history, confirm and unsubscribe links), whatever
+# route.
 SECRET_KWARGS = frozenset({"token"})
 # The same links by prefix, for paths no route matched and for messages quoting a path.
 _TOKEN_PATH = re.compile(
-    r"(/(?:book/(?:manage|appointment|therapist-calendar|waitlist/(?:leave|offer))"
+    r"(/(?:book/(?:manage|appointment|health|therapist-calendar|waitlist/(?:leave|offer))"
     r"|newsletter/(?:confirm|unsubscribe))/)[^/\s?#\"']+"
 )
 _EMAIL = re.compile(r"[\w.!#$%&'*+=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.ASCII)

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from urllib.parse import quote
 
 import pytest
@@ -160,3 +161,45 @@ def test_a_bad_host_header_is_one_line_without_a_traceback(client, logs, host):
     line = json.loads(written[0])
     assert (line["status"], line["error"]) == (400, "DisallowedHost")
     assert len(written[0]) < 400  # a 5 KB header is not repeated
+
+
+def test_the_health_history_link_and_answers_stay_out_of_the_log(
+    client, booking_rules, clinic, appointment, logs
+):
+    from booking.health import health_token
+
+    token = health_token(appointment, emailed=True)
+    url = f"/book/health/{token}/"
+    page = client.get(url).content.decode()
+    version = re.search(r'name="consent_version" value="(\d+)"', page).group(1)
+    answers = {
+        "conditions": "Zebrafish syndrome",
+        "medications": "Quixotamol",
+        "pressure": "firm",
+        "emergency_name": "Robin Example",
+        "emergency_phone": "(209) 555-0199",
+        **dict.fromkeys(
+            [
+                "intake_clot_signs",
+                "intake_surgery_or_immobility",
+                "intake_blood_thinners",
+                "intake_pregnant",
+            ],
+            "yes",
+        ),
+        "consent_version": version,
+        "signed_name": "Pat Example",
+        "agree": "on",
+    }
+    assert client.post(url, answers).status_code == 303
+    secrets = [token, "Zebrafish", "Quixotamol", "Robin", "555-0199", "pat@example"]
+    written, raw = logs()
+    for where, text in (("stdout", "\n".join(written)), ("a log record", "\n".join(raw))):
+        for secret in secrets:
+            assert secret.lower() not in text.lower(), f"{secret!r} in {where}"
+    paths = [line["path"] for line in lines(written) if line["logger"] == "clinic.request"]
+    assert "/book/health/<redacted>/" in paths
+    # A damaged link's 404 (Django's own warning quotes the path) is written redacted too.
+    assert client.get(f"/book/health/{token}x/").status_code == 404
+    written, _raw = logs()
+    assert token[:20] not in "\n".join(written)
