@@ -51,7 +51,8 @@ def state_for(appointment):
     if appointment.patient_id is None:
         return MISSING
     latest = HealthHistory.objects.latest_per_patient([appointment.patient_id])
-    return history_state(latest.get(appointment.patient_id), appointment.starts_at)
+    signed_at, _flagged = latest.get(appointment.patient_id, (None, False))
+    return history_state(signed_at, appointment.starts_at)
 
 
 # --- the link -------------------------------------------------------------------------

@@ -838,15 +838,22 @@ class ConsentText(models.Model):
 
 class HealthHistoryQuerySet(models.QuerySet):
     def latest_per_patient(self, patient_ids):
-        """{patient id: the newest signing time} for `patient_ids`, in one query."""
+        """{patient id: (the newest signing time, whether that version has a "yes")} for
+        `patient_ids`, in one query."""
+        newest = self.filter(patient_id=OuterRef("patient_id")).order_by("-signed_at", "-pk")
         # Never an empty IN (Django skips the query then): one query whatever is shown.
         rows = (
             self.filter(patient_id__in=sorted(patient_ids) or [-1])
-            .order_by()
-            .values("patient_id")
-            .annotate(latest=models.Max("signed_at"))
+            .filter(pk=Subquery(newest.values("pk")[:1]))
+            .values("patient_id", "signed_at", *Appointment.INTAKE_FIELDS)
         )
-        return {row["patient_id"]: row["latest"] for row in rows}
+        return {
+            row["patient_id"]: (
+                row["signed_at"],
+                any(row[name] for name in Appointment.INTAKE_FIELDS),
+            )
+            for row in rows
+        }
 
 
 class HealthHistory(models.Model):

@@ -172,7 +172,9 @@ class Appointments(PersonalData):
         visits = list(
             patient.appointments.select_related("service", "therapist").order_by("starts_at")
         )
-        latest = HealthHistory.objects.latest_per_patient([patient.pk]).get(patient.pk)
+        latest, _flagged = HealthHistory.objects.latest_per_patient([patient.pk]).get(
+            patient.pk, (None, False)
+        )
         upcoming = [a for a in visits if a.is_active and a.starts_at > now]
         for visit in upcoming:
             visit.history_state = history_state(latest, visit.starts_at)

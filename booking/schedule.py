@@ -34,8 +34,10 @@ class Entry:
     appointment: Appointment | None = None
     hold: Hold | None = None
     reason: str = ""
-    # An appointment's health history at its start: "missing", "expired" or "current".
+    # An appointment's health history at its start: "missing", "expired" or "current", and
+    # whether its latest version has a "yes" to a red-flag question.
     history: str = ""
+    history_flag: bool = False
     from_midnight: bool = False
     to_midnight: bool = False
 
@@ -123,7 +125,11 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
     signed = HealthHistory.objects.latest_per_patient({a.patient_id for a in shown if a.patient_id})
 
     def history(appointment):
-        return history_state(signed.get(appointment.patient_id), appointment.starts_at)
+        signed_at, flagged = signed.get(appointment.patient_id, (None, False))
+        return {
+            "history": history_state(signed_at, appointment.starts_at),
+            "history_flag": flagged,
+        }
 
     closures = inputs.closures
     free = {
@@ -151,7 +157,7 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
                     day,
                     tz,
                     appointment=a,
-                    history=history(a),
+                    **history(a),
                 )
                 for a in inputs.appointments[therapist.pk]
             ]

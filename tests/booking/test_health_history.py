@@ -379,3 +379,8 @@ def test_the_schedule_shows_history_missing_then_nothing_then_expired(
     assert "History missing" not in page and "History expired" not in page
     HealthHistory.objects.update(signed_at=booked.starts_at - timedelta(days=400))
     assert "History expired" in client.get(url).content.decode()
+    assert "Check health history" not in client.get(url).content.decode()
+    # A "yes" in the newest version flags the visit for the therapist.
+    assert sign(patient_client, emailed_link(booked), intake_clot_signs="yes").status_code == 303
+    page = client.get(url).content.decode()
+    assert "Check health history" in page and "History expired" not in page
