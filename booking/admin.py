@@ -303,12 +303,27 @@ class AppointmentAdmin(admin.ModelAdmin):
     search_fields = ["patient_name", "patient_email", "patient_phone"]
     date_hierarchy = "starts_at"
     list_select_related = ["service", "therapist", "source_article"]
-    readonly_fields = ["intake_answers", "source_article", "created_at", "cancelled_at"]
+    readonly_fields = [
+        "intake_answers",
+        "source_article",
+        "created_at",
+        "cancelled_at",
+        "patient_record",
+    ]
     fieldsets = [
         (None, {"fields": ["therapist", "service", "starts_at", "status"]}),
         (
             "Patient",
-            {"fields": ["patient_name", "patient_email", "patient_phone", "notes", "language"]},
+            {
+                "fields": [
+                    "patient_name",
+                    "patient_email",
+                    "patient_phone",
+                    "notes",
+                    "language",
+                    "patient_record",
+                ]
+            },
         ),
         (
             "Health intake (staff only)",
@@ -323,6 +338,14 @@ class AppointmentAdmin(admin.ModelAdmin):
         ),
     ]
     actions = ["mark_completed", "mark_no_show", "cancel_selected", "patient_data"]
+
+    @admin.display(description="patient record")
+    def patient_record(self, obj):
+        """The person's page (visits, health history and consent, newsletter, waitlist)."""
+        if obj.patient_id is None:
+            return "None yet (made when the patient opens their health-history link)"
+        url = reverse("admin:clinic_patient_change", args=[obj.patient_id])
+        return format_html('<a href="{}">{}</a>', url, obj.patient)
 
     @admin.display(description="intake")
     def intake_flag(self, obj):

@@ -306,3 +306,12 @@ def test_ten_records_of_one_address_proven_at_once_end_as_one(booking_rules, cli
     assert all(isinstance(r, int) for r in results), results
     assert len(set(results)) == 1
     assert Patient.objects.count() == 1 and Patient.objects.verified().count() == 1
+
+
+def test_an_appointments_admin_page_links_its_patient_record(
+    client, staff_user, service, therapist, at
+):
+    visit = book(service, therapist, at(10))
+    client.force_login(staff_user)
+    page = client.get(f"/admin/booking/appointment/{visit.pk}/change/").content.decode()
+    assert f'href="/admin/clinic/patient/{visit.patient_id}/change/"' in page
