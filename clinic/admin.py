@@ -117,8 +117,9 @@ class PatientAdmin(admin.ModelAdmin):
     list_display = ["name", "email", "phone", "verified_at", "last_seen_at"]
     list_filter = [("verified_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "email", "phone", "other_emails"]
-    readonly_fields = ["created_at", "verified_at", "last_seen_at", "other_emails"]
-    fields = ["name", "email", "phone", "language", *readonly_fields]
+    # The address is what the patient proved: staff merge records rather than retype it.
+    readonly_fields = ["email", "created_at", "verified_at", "last_seen_at", "other_emails"]
+    fields = ["name", "phone", "language", *readonly_fields]
     actions = ["merge"]
     change_form_template = "admin/clinic/patient/change_form.html"
 

@@ -315,3 +315,16 @@ def test_an_appointments_admin_page_links_its_patient_record(
     client.force_login(staff_user)
     page = client.get(f"/admin/booking/appointment/{visit.pk}/change/").content.decode()
     assert f'href="/admin/clinic/patient/{visit.patient_id}/change/"' in page
+
+
+def test_staff_correct_a_name_but_not_the_proven_address(
+    client, staff_user, service, therapist, at
+):
+    record = prove_email(patient=book(service, therapist, at(10)).patient)
+    client.force_login(staff_user)
+    url = f"/admin/clinic/patient/{record.pk}/change/"
+    data = {"name": "Pat Q. Example", "phone": "+12095550142", "language": "en"}
+    response = client.post(url, {**data, "email": "someone.else@example.com"})
+    assert response.status_code == 302
+    record.refresh_from_db()
+    assert record.name == "Pat Q. Example" and record.email == "pat@example.com"

@@ -98,3 +98,46 @@ def test_a_patient_fills_in_and_signs_the_form_on_a_phone(
     assert history.signed_name == "María Pérez" and history.language == language
     assert history.patient == type(appointment).objects.get(pk=appointment.pk).patient
     assert history.patient.verified_at is not None  # the emailed link proved the address
+
+
+def test_staff_read_a_patients_page_with_the_signed_versions(
+    page, check_page, live_server, seeded, staff_user, booking_rules, therapist, service, at
+):
+    from booking.health import sign_health_history
+    from booking.models import ConsentText
+    from clinic.patients import prove_email
+
+    visit = book_appointment(
+        service=service,
+        therapist=therapist,
+        start=at(10),
+        patient=PatientDetails(name="María Pérez", email="maria@example.com", phone="+12095550142"),
+    )
+    patient = prove_email(patient=visit.patient)
+    for conditions in ("Asthma", "Asthma, mild"):
+        sign_health_history(
+            patient=patient,
+            answers={
+                "conditions": conditions,
+                "medications": "",
+                "areas_to_avoid": "",
+                "pressure": "light",
+                "emergency_name": "Luis Pérez",
+                "emergency_phone": "+12095550199",
+                "intake_clot_signs": False,
+                "intake_surgery_or_immobility": False,
+                "intake_blood_thinners": False,
+                "intake_pregnant": True,
+            },
+            signed_name="María Pérez",
+            consent_version=ConsentText.current().version,
+            language="es",
+        )
+    page.goto(live_server.url + "/admin/login/?next=/admin/")
+    page.get_by_label("Username").fill("staffer")
+    page.get_by_label("Password").fill("a-long-staff-password")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(live_server.url + f"/admin/clinic/patient/{patient.pk}/change/")
+    expect(page.get_by_role("heading", name=re.compile("Version 2 \\(latest\\)"))).to_be_visible()
+    expect(page.get_by_text("Asthma, mild")).to_be_visible()
+    check_page("admin-patient")
