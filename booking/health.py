@@ -34,6 +34,8 @@ HEALTH_LINK_MAX_AGE = timedelta(days=30)
 RENEW_AFTER_MONTHS = 12
 
 MISSING, EXPIRED, CURRENT = "missing", "expired", "current"
+# The same answers signed again this soon are the same submit sent twice, not a new version.
+RESUBMIT_WINDOW = timedelta(hours=1)
 
 
 # --- the renewal rule (pure: no database, `visit_start` given) ----------------------------
@@ -159,6 +161,15 @@ def sign_health_history(
     with transaction.atomic():
         # One signing at a time per person, so two submits cannot interleave their versions.
         lock(Patient.objects.filter(pk=patient.pk))
+        latest = latest_history(patient)
+        if (
+            latest is not None
+            and now - latest.signed_at < RESUBMIT_WINDOW
+            and latest.consent_text_id == consent.pk
+            and latest.signed_name == signed_name
+            and all(getattr(latest, name) == value for name, value in answers.items())
+        ):
+            return latest  # the same form sent twice (a double click, a reload): one version
         history = HealthHistory(
             patient=patient,
             consent_text=consent,

@@ -151,6 +151,8 @@ def book_appointment(
                 Appointment.objects.filter(submission_key=submission_key).first()
             )
             if earlier:
+                if appointment.patient.verified_at is None:  # made for this copy only
+                    appointment.patient.delete()
                 return earlier
             raise SlotUnavailable(
                 _("Sorry, that time was just taken or is no longer free.")

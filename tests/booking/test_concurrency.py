@@ -164,3 +164,7 @@ def test_identical_submits_racing_all_lead_to_the_one_confirmation(ready, at):
     appointment = Appointment.objects.get()
     confirmation = f"/book/appointment/{appointment.public_token}/"
     assert [(r.status_code, r.get("Location")) for r in responses] == [(303, confirmation)] * 6
+    # One patient record too: the copies that lost leave none behind.
+    from clinic.models import Patient
+
+    assert list(Patient.objects.all()) == [appointment.patient]

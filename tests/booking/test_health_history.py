@@ -384,3 +384,15 @@ def test_the_schedule_shows_history_missing_then_nothing_then_expired(
     assert sign(patient_client, emailed_link(booked), intake_clot_signs="yes").status_code == 303
     page = client.get(url).content.decode()
     assert "Check health history" in page and "History expired" not in page
+
+
+def test_the_same_form_sent_twice_signs_one_version(client, booked):
+    link = emailed_link(booked)
+    page = client.get(link).content.decode()
+    version = re.search(r'name="consent_version" value="(\d+)"', page).group(1)
+    data = {**FILLED, "consent_version": version}
+    assert client.post(link, data).status_code == 303
+    assert client.post(link, data).status_code == 303  # a double click or a reload
+    assert HealthHistory.objects.count() == 1
+    assert client.post(link, {**data, "areas_to_avoid": ""}).status_code == 303
+    assert HealthHistory.objects.count() == 2  # a change is a new version
