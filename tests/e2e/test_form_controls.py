@@ -160,6 +160,14 @@ def test_every_control_on_every_patient_form_can_be_seen_and_hit(
     assert_controls_visible(page, "move", at_least=2)
     check_page(f"controls-{language}-move")
 
+    # The health history and consent, from the confirmation email's link.
+    from booking.health import health_history_url
+
+    page.goto(health_history_url(appointment).replace(settings.SITE_URL, live_server.url))
+    expect(page.locator("#id_signed_name")).to_be_visible()
+    assert_controls_visible(page, "health history", at_least=18)
+    check_page(f"controls-{language}-health-history")
+
     # The newsletter page (its form and the footer's), and article search.
     page.goto(f"{base}/newsletter/")
     assert_controls_visible(page, "newsletter", at_least=4)
