@@ -51,11 +51,13 @@ class Inputs:
         return slots.TherapistHours(therapist_id, self.weekly.get(therapist_id, {}), busy)
 
 
-def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None):
+def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None, now=None):
     """The engine's Inputs for `therapists` (already loaded) between two local days, in five
     queries. `ignoring` (an appointment) does not count as busy: it is the one being moved;
     nor does `holding` (a waitlist Hold) or those offered with it: it is its holder who is
-    booking. Every other active hold is busy, for patients and staff alike."""
+    booking. Every other active hold is busy, for patients and staff alike, unless it ran
+    out before `now` (given): its time is free though the beat has not ended it yet (booking
+    it ends it first)."""
     tz = timezone.get_default_timezone()
     ids = [therapist.pk for therapist in therapists]
     # A day's margin either side: a long appointment or time off can reach across midnight.
@@ -76,6 +78,8 @@ def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None)
     held = Hold.objects.active().filter(therapist_id__in=ids).within(start, end)
     if holding is not None:
         held = held.exclude(offer_round=holding.offer_round)
+    if now is not None:
+        held = held.filter(expires_at__gt=now)
     for hold in held.select_related("entry").order_by("starts_at"):
         holds[hold.therapist_id].append(hold)
     return Inputs(
@@ -102,6 +106,7 @@ def free_starts(
         last_day=last_day,
         ignoring=ignoring,
         holding=holding,
+        now=now,
     )
     return slots.free_starts(
         therapists=[inputs.hours(therapist.pk) for therapist in therapists],

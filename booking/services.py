@@ -109,6 +109,12 @@ def book_appointment(
         if hold is not None:
             hold = _claimable(hold, start=start, now=now)
             candidates = [c for c in candidates if c.pk == hold.therapist_id]
+        _end_expired_holds(
+            therapist_ids=[c.pk for c in candidates],
+            start=start,
+            end=start + service.duration + service.buffer,
+            now=now,
+        )
         day = start.astimezone(tz).date()
         free = availability.free_starts(
             service=service,
@@ -142,6 +148,12 @@ def book_appointment(
         appointment.full_clean(exclude=["submission_key"])
         try:
             with transaction.atomic():
+                if hold is not None:
+                    # The round's holds end before the appointment is written: on PostgreSQL
+                    # one constraint covers both, and the appointment takes the held time.
+                    Hold.objects.filter(pk=hold.pk).update(state=Hold.State.CLAIMED)
+                    # Offered to several at once: the others were not quick enough.
+                    Hold.objects.active().of_round(hold).update(state=Hold.State.LOST)
                 appointment.save()
         except IntegrityError as exc:
             # Decided by what is stored, not by the error's wording: a concurrent submit of
@@ -155,14 +167,24 @@ def book_appointment(
                 _("Sorry, that time was just taken or is no longer free.")
             ) from exc
         if hold is not None:
-            Hold.objects.filter(pk=hold.pk).update(
-                state=Hold.State.CLAIMED, appointment=appointment
-            )
-            # Offered to several at once: the others were not quick enough.
-            Hold.objects.active().of_round(hold).update(state=Hold.State.LOST)
+            Hold.objects.filter(pk=hold.pk).update(appointment=appointment)
             WaitlistEntry.objects.filter(pk=hold.entry_id).update(state=WaitlistEntry.State.BOOKED)
         write_confirmation_emails(appointment, can_change=can_change_online(appointment, now=now))
     return appointment
+
+
+def _end_expired_holds(*, therapist_ids, start, end, now):
+    """End the holds of these therapists that meet [start, end) and ran out unclaimed, so a
+    booking of their time need not wait for the beat; the rest of each held time is offered
+    on as the beat would. Must run in the booking's transaction, under the therapists' lock."""
+    ended = set()
+    for hold in Hold.objects.expired(now).filter(therapist_id__in=therapist_ids).within(start, end):
+        if Hold.objects.filter(pk=hold.pk, state=Hold.State.ACTIVE).update(
+            state=Hold.State.EXPIRED
+        ):
+            ended.add((hold.therapist_id, hold.starts_at, hold.blocked_until))
+    for therapist_id, begins, ends in sorted(ended):
+        record_vacancy(therapist_id=therapist_id, start=begins, end=ends)
 
 
 def _claimable(hold, *, start, now):
@@ -250,6 +272,12 @@ def reschedule_appointment(*, appointment, start, now=None):
         if locked.is_active and locked.starts_at == start:
             return locked
         _check_change_allowed(locked, now)
+        _end_expired_holds(
+            therapist_ids=[locked.therapist_id],
+            start=start,
+            end=start + locked.service.duration + locked.service.buffer,
+            now=now,
+        )
         day = start.astimezone(tz).date()
         therapist = Therapist.objects.offering(locked.service).filter(pk=locked.therapist_id)
         free = availability.free_starts(
@@ -316,6 +344,12 @@ def validate_not_overlapping(*, appointment):
     first, so no other booking for them can slip in between this check and the insert.
     """
     lock(Therapist.objects.filter(pk=appointment.therapist_id))
+    _end_expired_holds(
+        therapist_ids=[appointment.therapist_id],
+        start=appointment.starts_at,
+        end=appointment.blocked_until,
+        now=timezone.now(),
+    )
     held = (
         Hold.objects.active()
         .overlapping(appointment.therapist_id, appointment.starts_at, appointment.blocked_until)
