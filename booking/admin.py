@@ -23,6 +23,8 @@ from .models import (
     Appointment,
     BookingRules,
     Hold,
+    Room,
+    RoomClosure,
     Service,
     Therapist,
     TimeOff,
@@ -47,11 +49,35 @@ from .services import (
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "duration_minutes", "buffer_minutes", "price", "is_active"]
+    list_display = [
+        "name",
+        "duration_minutes",
+        "buffer_minutes",
+        "room_need",
+        "for_two",
+        "price",
+        "is_active",
+    ]
     list_editable = ["is_active"]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "room_need", "for_two"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name"]
+
+
+class RoomClosureInline(admin.TabularInline):
+    model = RoomClosure
+    extra = 0
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    """Staff manage the rooms: a booking takes the first suitable one free, so a room
+    closed or not bookable is never given out."""
+
+    list_display = ["name", "kind", "is_bookable", "display_order"]
+    list_editable = ["is_bookable", "display_order"]
+    list_filter = ["kind", "is_bookable"]
+    inlines = [RoomClosureInline]
 
 
 class WorkingHoursInline(admin.TabularInline):
@@ -169,6 +195,7 @@ class AppointmentAdminForm(forms.ModelForm):
         fields = [
             "therapist",
             "service",
+            "room",
             "starts_at",
             "status",
             "patient_name",
@@ -196,6 +223,7 @@ class AppointmentAdminForm(forms.ModelForm):
             return cleaned
         appointment = self.instance
         appointment.therapist, appointment.service = therapist, service
+        appointment.room = cleaned.get("room")
         appointment.starts_at = starts_at
         appointment.ends_at = starts_at + service.duration
         appointment.blocked_until = appointment.ends_at + service.buffer
@@ -203,6 +231,8 @@ class AppointmentAdminForm(forms.ModelForm):
             # The admin's change view runs in one transaction, so the therapist's row
             # locked here stays locked until this appointment is saved.
             validate_not_overlapping(appointment=appointment)
+            # The room the check chose when staff left it empty (the first suitable free one).
+            cleaned["room"] = appointment.room
         return cleaned
 
 
@@ -286,6 +316,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         "patient_name",
         "service",
         "therapist",
+        "room",
         "status",
         "intake_flag",
         "source_article",
@@ -300,10 +331,10 @@ class AppointmentAdmin(admin.ModelAdmin):
     ]
     search_fields = ["patient_name", "patient_email", "patient_phone"]
     date_hierarchy = "starts_at"
-    list_select_related = ["service", "therapist", "source_article"]
+    list_select_related = ["service", "therapist", "room", "source_article"]
     readonly_fields = ["intake_answers", "source_article", "created_at", "cancelled_at"]
     fieldsets = [
-        (None, {"fields": ["therapist", "service", "starts_at", "status"]}),
+        (None, {"fields": ["therapist", "service", "room", "starts_at", "status"]}),
         (
             "Patient",
             {"fields": ["patient_name", "patient_email", "patient_phone", "notes", "language"]},

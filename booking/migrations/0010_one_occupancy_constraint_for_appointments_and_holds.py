@@ -23,20 +23,10 @@ from django.db import migrations
 
 from clinic.migration_operations import PostgreSQLOnly
 
-CREATE = """
-CREATE TABLE booking_occupancy (
-    id bigserial PRIMARY KEY,
-    appointment_id bigint UNIQUE,
-    hold_id bigint UNIQUE,
-    therapist_id bigint NOT NULL,
-    room_id bigint,
-    during tstzrange NOT NULL,
-    therapist_party bigint NOT NULL,
-    room_party bigint NOT NULL,
-    CHECK ((appointment_id IS NULL) <> (hold_id IS NULL))
-);
-
-CREATE FUNCTION booking_appointment_occupies() RETURNS trigger LANGUAGE plpgsql AS $$
+# The triggers' functions as this migration writes them (0011 adds rooms; its reverse
+# puts these back).
+FUNCTIONS = """
+CREATE OR REPLACE FUNCTION booking_appointment_occupies() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE'
        AND NEW.therapist_id = OLD.therapist_id
@@ -58,7 +48,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION booking_hold_occupies() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION booking_hold_occupies() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE'
        AND NEW.therapist_id = OLD.therapist_id
@@ -80,7 +70,22 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+"""
 
+CREATE = """
+CREATE TABLE booking_occupancy (
+    id bigserial PRIMARY KEY,
+    appointment_id bigint UNIQUE,
+    hold_id bigint UNIQUE,
+    therapist_id bigint NOT NULL,
+    room_id bigint,
+    during tstzrange NOT NULL,
+    therapist_party bigint NOT NULL,
+    room_party bigint NOT NULL,
+    CHECK ((appointment_id IS NULL) <> (hold_id IS NULL))
+);
+
+""" + FUNCTIONS + """
 CREATE FUNCTION booking_occupancy_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'booking_appointment' THEN
