@@ -229,16 +229,29 @@ class Month:
 
 
 class Availability:
-    """The free times of one `service` with some `therapists`, as a patient sees them `now`.
+    """The free times of one `service` with some `therapists`, as a patient sees them `now`
+    (for a treatment for two: the times two of them, `required` among them, are both free).
 
     The one object the booking pages ask: it reads the rules once and the database once per
     question. `ignoring` is an appointment being moved (its own time counts as free);
     `holding` a waitlist hold whose holder is asking (its time counts as free for them).
     """
 
-    def __init__(self, *, service, therapists, now=None, rules=None, ignoring=None, holding=None):
+    def __init__(
+        self,
+        *,
+        service,
+        therapists,
+        now=None,
+        rules=None,
+        ignoring=None,
+        holding=None,
+        required=(),
+    ):
         self.service = service
         self.therapists = list(therapists)
+        # A treatment for two: the therapists that must be among the two (chosen by name).
+        self.required = {therapist.pk for therapist in required}
         self.now = now or timezone.now()
         self.rules = rules or BookingRules.current()
         self.ignoring = ignoring
@@ -260,7 +273,11 @@ class Availability:
             ignoring=self.ignoring,
             holding=self.holding,
         )
-        starts = slots.merge_therapists(free)
+        if self.service.for_two:  # two therapists side by side, the chosen among them
+            together = slots.side_by_side(free)
+            starts = [start for start, ids in together.items() if self.required <= set(ids)]
+        else:
+            starts = slots.merge_therapists(free)
         if self.ignoring is not None:  # its own time is no time to move to
             return [start for start in starts if start != self.ignoring.starts_at]
         return list(starts)
