@@ -297,6 +297,11 @@ class ScheduleForm(forms.Form):
         choices=[(schedule.DAY, "Day"), (schedule.WEEK, "Week")], required=False
     )
     therapist = forms.ChoiceField(required=False)
+    by = forms.ChoiceField(
+        choices=[(schedule.BY_THERAPIST, "Therapists"), (schedule.BY_ROOM, "Rooms")],
+        required=False,
+        label="Columns",
+    )
 
     def __init__(self, *args, therapists, **kwargs):
         super().__init__(*args, **kwargs)
@@ -526,11 +531,18 @@ class AppointmentAdmin(admin.ModelAdmin):
         chosen = form.cleaned_data.get("therapist", "")
         shown = [t for t in therapists if str(t.pk) == chosen] if chosen else therapists
 
+        by = form.cleaned_data.get("by") or schedule.BY_THERAPIST
+
         days = schedule.days_shown(day, view)
-        schedule_days = schedule.load_schedule(
-            therapists=shown, first_day=days[0], last_day=days[-1]
-        )
-        if not chosen:
+        if by == schedule.BY_ROOM:
+            schedule_days = schedule.load_room_schedule(
+                rooms=list(Room.objects.all()), first_day=days[0], last_day=days[-1]
+            )
+        else:
+            schedule_days = schedule.load_schedule(
+                therapists=shown, first_day=days[0], last_day=days[-1]
+            )
+        if not chosen and by == schedule.BY_THERAPIST:
             # Someone who no longer works here stays off the page unless they have something.
             keep = {
                 column.therapist.pk
@@ -542,7 +554,13 @@ class AppointmentAdmin(admin.ModelAdmin):
                 schedule_day.columns = [c for c in schedule_day.columns if c.therapist.pk in keep]
 
         def link(**changes):
-            params = {"date": day.isoformat(), "view": view, "therapist": chosen, **changes}
+            params = {
+                "date": day.isoformat(),
+                "view": view,
+                "therapist": chosen,
+                "by": by,
+                **changes,
+            }
             return "?" + urlencode(params)
 
         jump = schedule.step(view)
@@ -560,7 +578,15 @@ class AppointmentAdmin(admin.ModelAdmin):
             "zone_name": timezone.get_default_timezone_name(),
             "chosen": shown[0] if chosen and shown else None,
             "own": own,
-            "therapist_count": len({c.therapist.pk for d in schedule_days for c in d.columns}),
+            "by": by,
+            "therapist_count": len(
+                {
+                    c.therapist.pk
+                    for d in schedule_days
+                    for c in d.columns
+                    if hasattr(c, "therapist")
+                }
+            ),
             "links": {
                 "previous": link(date=(day - jump).isoformat()),
                 "next": link(date=(day + jump).isoformat()),
@@ -568,6 +594,8 @@ class AppointmentAdmin(admin.ModelAdmin):
                 "day": link(view=schedule.DAY),
                 "week": link(view=schedule.WEEK),
                 "everyone": link(therapist=""),
+                "by_therapist": link(by=schedule.BY_THERAPIST),
+                "by_room": link(by=schedule.BY_ROOM),
                 "own": link(therapist=str(own.pk)) if own else None,
             },
         }

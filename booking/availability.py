@@ -104,7 +104,7 @@ def load_inputs(
             ignored = list(Appointment.objects.together_with(ignoring).values_list("pk", flat=True))
     rows = Appointment.objects.active().filter(therapist_id__in=ids).within(start, end)
     rows = rows.exclude(pk__in=ignored)
-    for appointment in rows.select_related("service").order_by("starts_at"):
+    for appointment in rows.select_related("service", "room").order_by("starts_at"):
         appointments[appointment.therapist_id].append(appointment)
     closures = list(Closure.objects.covering(first_day, last_day).order_by("starts_on"))
     holds = {pk: [] for pk in ids}

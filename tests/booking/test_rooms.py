@@ -361,3 +361,30 @@ def test_staff_racing_phone_bookings_for_the_last_room_book_once_and_hear_why(
     refused = next(r for r in responses if r.status_code == 200)
     assert "The last room is taken then: Caller" in refused.content.decode()
     assert Appointment.objects.count() == 1
+
+
+# --- the staff schedule's room view -------------------------------------------------------
+@pytest.mark.django_db
+def test_staff_see_each_rooms_visits_and_closures_beside_the_therapist_view(
+    client, staff_user, roomed, make_therapist, make_room, at
+):
+    client.force_login(staff_user)
+    make_room("Garden room")
+    blue = make_room("Blue room")
+    RoomClosure.objects.create(room=blue, starts_at=at(13), ends_at=at(15), reason="New floor")
+    maria = make_therapist("Maria")
+    book_appointment(service=roomed, therapist=maria, start=at(10), patient=someone(1))
+    url = "/admin/booking/appointment/schedule/"
+    day = at(10).date().isoformat()
+
+    rooms = client.get(url, {"date": day, "by": "rooms"}).content.decode()
+    therapists = client.get(url, {"date": day}).content.decode()
+
+    garden_column = rooms[rooms.index('aria-label="Garden room') :]
+    garden_column = garden_column[: garden_column.index("</section>")]
+    assert "10:00–11:15" in garden_column and "Patient 1" in garden_column
+    assert "with Maria" in garden_column
+    blue_column = rooms[rooms.index('aria-label="Blue room') :]
+    assert "Room closed: New floor" in blue_column[: blue_column.index("</section>")]
+    assert "Garden room" in therapists and 'aria-label="Maria' in therapists
+    assert 'href="?date=' in rooms and "by=therapists" in rooms
