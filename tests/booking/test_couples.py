@@ -220,3 +220,39 @@ def test_a_pair_that_is_not_two_therapists_offering_it_is_a_404(
     slug = "--".join(team[i].slug if i is not None else "nobody" for i in pick)
     response = client.get(reverse("booking:day", args=[couples.slug, slug]))
     assert response.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_couples_racing_for_the_one_couples_room_book_it_once(
+    booking_rules, clinic, make_therapist, at
+):
+    from tests.conftest import race
+
+    couples = Service.objects.create(
+        name="Side by side",
+        slug="side",
+        duration_minutes=60,
+        room_need=Service.RoomNeed.COUPLES,
+        for_two=True,
+    )
+    Room.objects.create(name="Double room", kind=Room.Kind.COUPLES)
+    team = [make_therapist(services=[couples]) for _ in range(12)]
+
+    def attempt(i):  # each couple with their own two therapists
+        try:
+            return book_appointment(
+                service=couples,
+                therapist=team[2 * i],
+                second_therapist=team[2 * i + 1],
+                start=at(10),
+                patient=pat(),
+                companion=friend(),
+            )
+        except services.SlotUnavailable:
+            return "taken"
+
+    results = race(attempt, count=6)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert results.count("taken") == 5
+    assert Appointment.objects.count() == 2

@@ -388,3 +388,34 @@ def test_staff_see_each_rooms_visits_and_closures_beside_the_therapist_view(
     assert "Room closed: New floor" in blue_column[: blue_column.index("</section>")]
     assert "Garden room" in therapists and 'aria-label="Maria' in therapists
     assert 'href="?date=' in rooms and "by=therapists" in rooms
+
+
+@pytest.mark.django_db
+def test_a_waitlist_hold_keeps_its_room_from_other_therapists_patients(
+    roomed, make_therapist, make_room, at
+):
+    from booking.models import WaitlistEntry
+
+    room = make_room("The only room")
+    maria, ana = make_therapist("Maria"), make_therapist("Ana")
+    WaitlistEntry.objects.create(
+        service=roomed,
+        first_day=at(10).date(),
+        last_day=at(10).date(),
+        morning=True,
+        name="Waiting",
+        email="w@example.com",
+        joined_at=timezone.now() - timedelta(days=1),
+    )
+    visit = book_appointment(service=roomed, therapist=maria, start=at(10), patient=someone(1))
+    services.cancel_appointment(appointment=visit)
+
+    hold = services.offer_freed_time(therapist_id=maria.pk, start=at(10))
+
+    assert hold.room == room
+    assert at(10) not in Availability(service=roomed, therapists=[ana]).times_on(at(10).date())
+    with pytest.raises(services.SlotUnavailable):
+        book_appointment(service=roomed, therapist=ana, start=at(10), patient=someone(2))
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError), transaction.atomic():
+            raw_visit(ana, roomed, at(10, 30), room)
