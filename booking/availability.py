@@ -80,13 +80,16 @@ def load_inputs(
     *, therapists, first_day, last_day, ignoring=None, holding=None, now=None, rooms=None
 ):
     """The engine's Inputs for `therapists` (already loaded) between two local days, in five
-    queries. `ignoring` (an appointment) does not count as busy: it is the one being moved;
-    nor does `holding` (a waitlist Hold) or those offered with it: it is its holder who is
-    booking. Every other active hold is busy, for patients and staff alike, unless it ran
-    out before `now` (given): its time is free though the beat has not ended it yet (booking
-    it ends it first). `rooms` (Room rows in the order to try them) are the rooms the
-    treatment may use; None when it needs none. A visit being moved frees its room too,
-    and so does the other visit booked with it (a couples booking moves as one)."""
+    queries (three more for the rooms of a treatment that needs one).
+
+    `ignoring` (an appointment) does not count as busy: it is the one being moved; nor does
+    `holding` (a waitlist Hold) or those offered with it: it is its holder who is booking.
+    Every other active hold is busy, for patients and staff alike, unless it ran out before
+    `now` (given): its time is free though the beat has not ended it yet (booking it ends it
+    first). `rooms` (Room rows in the order to try them) are the rooms the treatment may
+    use; None when it needs none. A visit being moved frees its room too, and so does the
+    other visit booked with it (a couples booking moves as one).
+    """
     tz = timezone.get_default_timezone()
     ids = [therapist.pk for therapist in therapists]
     # A day's margin either side: a long appointment or time off can reach across midnight.

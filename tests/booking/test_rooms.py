@@ -419,3 +419,29 @@ def test_a_waitlist_hold_keeps_its_room_from_other_therapists_patients(
     if connection.vendor == "postgresql":
         with pytest.raises(IntegrityError), transaction.atomic():
             raw_visit(ana, roomed, at(10, 30), room)
+
+
+def test_a_room_busy_through_the_repeated_hour_of_fall_back_blocks_real_time():
+    fall_back = date(2027, 11, 7)  # a Sunday: 01:00-02:00 happens twice
+    first_one = datetime(2027, 11, 7, 1, 0, tzinfo=TZ)  # the first 01:00 (PDT)
+    # Two real hours (aware arithmetic in one zone would add wall-clock hours): to 02:00 PST.
+    busy = slots.RoomBusy(7, [(first_one, first_one.astimezone(UTC) + 2 * HOUR)])
+    early = {6: [(time(0), time(4))]}
+    free = slots.free_starts(
+        therapists=[slots.TherapistHours(1, early)],
+        closures=[],
+        duration=HOUR,
+        buffer=timedelta(0),
+        rules=slots.Rules(step=HOUR, min_notice=HOUR, max_days_ahead=60),
+        first_day=fall_back,
+        last_day=fall_back,
+        tz=TZ,
+        now=datetime(2027, 11, 1, tzinfo=TZ),
+        rooms=[busy],
+    )
+    # Five real hours from 00:00 to 04:00; the room is busy for the two after the first 01:00.
+    assert [s.astimezone(TZ).strftime("%H:%M %Z") for s in free[1]] == [
+        "00:00 PDT",
+        "02:00 PST",
+        "03:00 PST",
+    ]
