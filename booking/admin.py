@@ -35,6 +35,7 @@ from .models import (
 from .personal_data import patient_appointments
 from .services import (
     cancel_appointment,
+    change_room_closures,
     delete_appointments,
     leave_waitlist,
     mark_attendance,
@@ -43,6 +44,7 @@ from .services import (
     release_hold,
     remove_time_off,
     reset_calendar_feed,
+    save_room,
     validate_not_overlapping,
 )
 
@@ -78,6 +80,24 @@ class RoomAdmin(admin.ModelAdmin):
     list_editable = ["is_bookable", "display_order"]
     list_filter = ["kind", "is_bookable"]
     inlines = [RoomClosureInline]
+
+    def save_model(self, request, obj, form, change):
+        save_room(room=obj)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not RoomClosure:
+            return super().save_formset(request, form, formset, change)
+        saved = formset.save(commit=False)
+        covered = change_room_closures(saved=saved, deleted=formset.deleted_objects)
+        for visit in covered:
+            self.message_user(
+                request,
+                f"{visit.room} is closed during {visit.patient_name}'s visit with "
+                f"{visit.therapist} at {timezone.localtime(visit.starts_at):%a %b %-d, %H:%M}: "
+                "move it to another room or time.",
+                messages.WARNING,
+            )
+        return None
 
 
 class WorkingHoursInline(admin.TabularInline):

@@ -902,3 +902,32 @@ def reset_calendar_feed(*, therapist):
     Therapist.objects.filter(pk=therapist.pk).update(calendar_token=token)
     therapist.calendar_token = token
     return token
+
+
+# --- rooms ----------------------------------------------------------------------------------
+def save_room(*, room):
+    """Staff add or change a room (the one place rooms are written, so whatever must follow
+    a change of the schedule's inputs can follow it here)."""
+    with transaction.atomic():
+        room.full_clean()
+        room.save()
+    return room
+
+
+def change_room_closures(*, saved, deleted):
+    """Staff add, change or remove room closures; returns the active visits the saved ones
+    now cover (left as they are: staff move them, the admin names them)."""
+    with transaction.atomic():
+        for closure in deleted:
+            closure.delete()
+        for closure in saved:
+            closure.full_clean()
+            closure.save()
+        covered = Q(pk__in=[])
+        for closure in saved:
+            covered |= Q(room=closure.room_id, starts_at__lt=closure.ends_at) & Q(
+                blocked_until__gt=closure.starts_at
+            )
+        return list(
+            Appointment.objects.active().filter(covered).select_related("room", "therapist")
+        )

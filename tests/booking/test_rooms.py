@@ -445,3 +445,39 @@ def test_a_room_busy_through_the_repeated_hour_of_fall_back_blocks_real_time():
         "02:00 PST",
         "03:00 PST",
     ]
+
+
+@pytest.mark.django_db
+def test_staff_closing_a_room_over_booked_visits_are_told_which_to_move(
+    client, staff_user, roomed, therapist, make_room, at
+):
+    client.force_login(staff_user)
+    room = make_room("Garden room")
+    book_appointment(service=roomed, therapist=therapist, start=at(10), patient=someone(1))
+    start, end = timezone.localtime(at(9)), timezone.localtime(at(14))
+
+    response = client.post(
+        f"/admin/booking/room/{room.pk}/change/",
+        {
+            "name": "Garden room",
+            "kind": "single",
+            "is_bookable": "on",
+            "display_order": "0",
+            "closures-TOTAL_FORMS": "1",
+            "closures-INITIAL_FORMS": "0",
+            "closures-MIN_NUM_FORMS": "0",
+            "closures-MAX_NUM_FORMS": "1000",
+            "closures-0-starts_at_0": start.date().isoformat(),
+            "closures-0-starts_at_1": start.strftime("%H:%M:%S"),
+            "closures-0-ends_at_0": end.date().isoformat(),
+            "closures-0-ends_at_1": end.strftime("%H:%M:%S"),
+            "closures-0-reason": "Leak",
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert RoomClosure.objects.get(room=room).reason == "Leak"
+    assert "Garden room is closed during Patient 1" in response.content.decode()
+    times = Availability(service=roomed, therapists=[therapist]).times_on(at(10).date())
+    assert at(13) not in times and at(14) in times
