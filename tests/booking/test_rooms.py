@@ -13,6 +13,7 @@ from booking import services, slots
 from booking.availability import Availability
 from booking.models import Appointment, Room, RoomClosure, Service
 from booking.services import PatientDetails, book_appointment
+from tests.booking.test_occupancy import raw_appointment
 from tests.conftest import race
 
 TZ = ZoneInfo("America/Los_Angeles")
@@ -246,19 +247,8 @@ def test_staff_choosing_a_taken_room_are_told_whose_visit_is_in_it(
 
 # --- the database's guarantee and races ---------------------------------------------------
 def raw_visit(therapist, service, start, room, **fields):
-    return Appointment.objects.create(
-        therapist=therapist,
-        service=service,
-        room=room,
-        starts_at=start,
-        ends_at=start + service.duration,
-        blocked_until=start + service.duration + service.buffer,
-        patient_name="Written by hand",
-        patient_email="shell@example.com",
-        patient_phone="+12095550142",
-        consented_to_policy_at=timezone.now(),
-        **fields,
-    )
+    """A visit written straight to the table, as a shell or a data fix would."""
+    return raw_appointment(therapist, service, start, room=room, **fields)
 
 
 @postgresql_only
