@@ -8,10 +8,10 @@ from django.db import migrations, models
 from clinic.migration_operations import PostgreSQLOnly
 
 WITHOUT_ROOMS = import_module(
-    "booking.migrations.0010_one_occupancy_constraint_for_appointments_and_holds"
+    "booking.migrations.0011_one_occupancy_constraint_for_appointments_and_holds"
 ).FUNCTIONS
 
-# Rooms join the occupancy table (0010): its triggers now copy each row's room, and a second
+# Rooms join the occupancy table (0011): its triggers now copy each row's room, and a second
 # exclusion constraint refuses two rows that meet in one room unless they are one party: the
 # two visits of a couples booking (their shared `pair`), or the holds of one offer round.
 # A visit's therapist party stays its own, so a couples booking never takes one therapist twice.
@@ -79,7 +79,7 @@ ALTER TABLE booking_occupancy
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('booking', '0010_one_occupancy_constraint_for_appointments_and_holds'),
+        ('booking', '0011_one_occupancy_constraint_for_appointments_and_holds'),
     ]
 
     operations = [

@@ -23,7 +23,7 @@ from django.db import migrations
 
 from clinic.migration_operations import PostgreSQLOnly
 
-# The triggers' functions as this migration writes them (0011 adds rooms; its reverse
+# The triggers' functions as this migration writes them (0012 adds rooms; its reverse
 # puts these back).
 FUNCTIONS = """
 CREATE OR REPLACE FUNCTION booking_appointment_occupies() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -154,6 +154,6 @@ DROP TABLE booking_occupancy;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("booking", "0009_waitlist_vacancies")]
+    dependencies = [("booking", "0010_therapist_calendar_feed_token")]
 
     operations = [PostgreSQLOnly(sql=CREATE, reverse_sql=DROP)]
