@@ -120,6 +120,7 @@ bench: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/booking.py
 	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/booking.py
 	$(PY) bench/waitlist.py
+	$(PY) bench/rooms.py
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) bench/newsletter.py
 	env -u REDIS_URL -u CELERY_BROKER_URL DATABASE_URL="$(BENCH_DATABASE_URL)" $(PY) bench/newsletter.py
 	$(PY) bench/http_bench.py

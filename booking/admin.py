@@ -25,6 +25,8 @@ from .models import (
     BookingRules,
     ConsentText,
     Hold,
+    Room,
+    RoomClosure,
     Service,
     Therapist,
     TimeOff,
@@ -35,6 +37,7 @@ from .models import (
 from .personal_data import patient_appointments
 from .services import (
     cancel_appointment,
+    change_room_closures,
     delete_appointments,
     leave_waitlist,
     mark_attendance,
@@ -43,17 +46,60 @@ from .services import (
     release_hold,
     remove_time_off,
     reset_calendar_feed,
+    save_room,
     validate_not_overlapping,
 )
 
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "duration_minutes", "buffer_minutes", "price", "is_active"]
+    list_display = [
+        "name",
+        "duration_minutes",
+        "buffer_minutes",
+        "room_need",
+        "for_two",
+        "price",
+        "is_active",
+    ]
     list_editable = ["is_active"]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "room_need", "for_two"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name"]
+
+
+class RoomClosureInline(admin.TabularInline):
+    model = RoomClosure
+    extra = 0
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    """Staff manage the rooms: a booking takes the first suitable one free, so a room
+    closed or not bookable is never given out."""
+
+    list_display = ["name", "kind", "is_bookable", "display_order"]
+    list_editable = ["is_bookable", "display_order"]
+    list_filter = ["kind", "is_bookable"]
+    inlines = [RoomClosureInline]
+
+    def save_model(self, request, obj, form, change):
+        save_room(room=obj)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not RoomClosure:
+            return super().save_formset(request, form, formset, change)
+        saved = formset.save(commit=False)
+        covered = change_room_closures(saved=saved, deleted=formset.deleted_objects)
+        for visit in covered:
+            self.message_user(
+                request,
+                f"{visit.room} is closed during {visit.patient_name}'s visit with "
+                f"{visit.therapist} at {timezone.localtime(visit.starts_at):%a %b %-d, %H:%M}: "
+                "move it to another room or time.",
+                messages.WARNING,
+            )
+        return None
 
 
 class WorkingHoursInline(admin.TabularInline):
@@ -171,6 +217,7 @@ class AppointmentAdminForm(forms.ModelForm):
         fields = [
             "therapist",
             "service",
+            "room",
             "starts_at",
             "status",
             "patient_name",
@@ -198,6 +245,7 @@ class AppointmentAdminForm(forms.ModelForm):
             return cleaned
         appointment = self.instance
         appointment.therapist, appointment.service = therapist, service
+        appointment.room = cleaned.get("room")
         appointment.starts_at = starts_at
         appointment.ends_at = starts_at + service.duration
         appointment.blocked_until = appointment.ends_at + service.buffer
@@ -205,6 +253,8 @@ class AppointmentAdminForm(forms.ModelForm):
             # The admin's change view runs in one transaction, so the therapist's row
             # locked here stays locked until this appointment is saved.
             validate_not_overlapping(appointment=appointment)
+            # The room the check chose when staff left it empty (the first suitable free one).
+            cleaned["room"] = appointment.room
         return cleaned
 
 
@@ -269,6 +319,11 @@ class ScheduleForm(forms.Form):
         choices=[(schedule.DAY, "Day"), (schedule.WEEK, "Week")], required=False
     )
     therapist = forms.ChoiceField(required=False)
+    by = forms.ChoiceField(
+        choices=[(schedule.BY_THERAPIST, "Therapists"), (schedule.BY_ROOM, "Rooms")],
+        required=False,
+        label="Columns",
+    )
 
     def __init__(self, *args, therapists, **kwargs):
         super().__init__(*args, **kwargs)
@@ -288,6 +343,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         "patient_name",
         "service",
         "therapist",
+        "room",
         "status",
         "intake_flag",
         "source_article",
@@ -302,7 +358,7 @@ class AppointmentAdmin(admin.ModelAdmin):
     ]
     search_fields = ["patient_name", "patient_email", "patient_phone"]
     date_hierarchy = "starts_at"
-    list_select_related = ["service", "therapist", "source_article"]
+    list_select_related = ["service", "therapist", "room", "source_article"]
     readonly_fields = [
         "intake_answers",
         "source_article",
@@ -311,7 +367,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         "patient_record",
     ]
     fieldsets = [
-        (None, {"fields": ["therapist", "service", "starts_at", "status"]}),
+        (None, {"fields": ["therapist", "service", "room", "starts_at", "status"]}),
         (
             "Patient",
             {
@@ -520,11 +576,18 @@ class AppointmentAdmin(admin.ModelAdmin):
         chosen = form.cleaned_data.get("therapist", "")
         shown = [t for t in therapists if str(t.pk) == chosen] if chosen else therapists
 
+        by = form.cleaned_data.get("by") or schedule.BY_THERAPIST
+
         days = schedule.days_shown(day, view)
-        schedule_days = schedule.load_schedule(
-            therapists=shown, first_day=days[0], last_day=days[-1]
-        )
-        if not chosen:
+        if by == schedule.BY_ROOM:
+            schedule_days = schedule.load_room_schedule(
+                rooms=list(Room.objects.all()), first_day=days[0], last_day=days[-1]
+            )
+        else:
+            schedule_days = schedule.load_schedule(
+                therapists=shown, first_day=days[0], last_day=days[-1]
+            )
+        if not chosen and by == schedule.BY_THERAPIST:
             # Someone who no longer works here stays off the page unless they have something.
             keep = {
                 column.therapist.pk
@@ -536,7 +599,13 @@ class AppointmentAdmin(admin.ModelAdmin):
                 schedule_day.columns = [c for c in schedule_day.columns if c.therapist.pk in keep]
 
         def link(**changes):
-            params = {"date": day.isoformat(), "view": view, "therapist": chosen, **changes}
+            params = {
+                "date": day.isoformat(),
+                "view": view,
+                "therapist": chosen,
+                "by": by,
+                **changes,
+            }
             return "?" + urlencode(params)
 
         jump = schedule.step(view)
@@ -554,7 +623,15 @@ class AppointmentAdmin(admin.ModelAdmin):
             "zone_name": timezone.get_default_timezone_name(),
             "chosen": shown[0] if chosen and shown else None,
             "own": own,
-            "therapist_count": len({c.therapist.pk for d in schedule_days for c in d.columns}),
+            "by": by,
+            "therapist_count": len(
+                {
+                    c.therapist.pk
+                    for d in schedule_days
+                    for c in d.columns
+                    if hasattr(c, "therapist")
+                }
+            ),
             "links": {
                 "previous": link(date=(day - jump).isoformat()),
                 "next": link(date=(day + jump).isoformat()),
@@ -562,6 +639,8 @@ class AppointmentAdmin(admin.ModelAdmin):
                 "day": link(view=schedule.DAY),
                 "week": link(view=schedule.WEEK),
                 "everyone": link(therapist=""),
+                "by_therapist": link(by=schedule.BY_THERAPIST),
+                "by_room": link(by=schedule.BY_ROOM),
                 "own": link(therapist=str(own.pk)) if own else None,
             },
         }

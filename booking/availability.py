@@ -15,7 +15,7 @@ from django.utils import timezone
 from clinic.models import Closure
 
 from . import slots
-from .models import Appointment, BookingRules, Hold, TimeOff, WorkingHours
+from .models import Appointment, BookingRules, Hold, Room, RoomClosure, TimeOff, WorkingHours
 
 # How many days after a taken time "nearby" free times are looked for.
 NEARBY_DAYS = 3
@@ -38,6 +38,9 @@ class Inputs:
     time_off: dict
     closures: list
     holds: dict = None
+    # The rooms the treatment may use, as slots.RoomBusy in the order they are tried; None
+    # when it needs no room.
+    rooms: list = None
 
     def closure_days(self):
         return [(closure.starts_on, closure.ends_on) for closure in self.closures]
@@ -51,11 +54,42 @@ class Inputs:
         return slots.TherapistHours(therapist_id, self.weekly.get(therapist_id, {}), busy)
 
 
-def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None):
+def _rooms_busy(rooms, start, end, *, ignored, holding, now):
+    """[slots.RoomBusy] for `rooms` (in order) between two instants, in three queries."""
+    ids = [room.pk for room in rooms]
+    busy = {pk: [] for pk in ids}
+    visits = Appointment.objects.active().filter(room_id__in=ids).within(start, end)
+    for room_id, begins, ends in visits.exclude(pk__in=ignored).values_list(
+        "room_id", "starts_at", "blocked_until"
+    ):
+        busy[room_id].append((begins, ends))
+    held = Hold.objects.active().filter(room_id__in=ids).within(start, end)
+    if holding is not None:
+        held = held.exclude(offer_round=holding.offer_round)
+    if now is not None:
+        held = held.filter(expires_at__gt=now)
+    for room_id, begins, ends in held.values_list("room_id", "starts_at", "blocked_until"):
+        busy[room_id].append((begins, ends))
+    closed = RoomClosure.objects.filter(room_id__in=ids).overlapping(start, end)
+    for room_id, begins, ends in closed.values_list("room_id", "starts_at", "ends_at"):
+        busy[room_id].append((begins, ends))
+    return [slots.RoomBusy(pk, busy[pk]) for pk in ids]
+
+
+def load_inputs(
+    *, therapists, first_day, last_day, ignoring=None, holding=None, now=None, rooms=None
+):
     """The engine's Inputs for `therapists` (already loaded) between two local days, in five
-    queries. `ignoring` (an appointment) does not count as busy: it is the one being moved;
-    nor does `holding` (a waitlist Hold) or those offered with it: it is its holder who is
-    booking. Every other active hold is busy, for patients and staff alike."""
+    queries (three more for the rooms of a treatment that needs one).
+
+    `ignoring` (an appointment) does not count as busy: it is the one being moved; nor does
+    `holding` (a waitlist Hold) or those offered with it: it is its holder who is booking.
+    Every other active hold is busy, for patients and staff alike, unless it ran out before
+    `now` (given): its time is free though the beat has not ended it yet (booking it ends it
+    first). `rooms` (Room rows in the order to try them) are the rooms the treatment may
+    use; None when it needs none. A visit being moved frees its room too, and so does the
+    other visit booked with it (a couples booking moves as one).
+    """
     tz = timezone.get_default_timezone()
     ids = [therapist.pk for therapist in therapists]
     # A day's margin either side: a long appointment or time off can reach across midnight.
@@ -66,16 +100,22 @@ def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None)
     for absence in TimeOff.objects.filter(therapist_id__in=ids).overlapping(start, end):
         time_off[absence.therapist_id].append(absence)
     appointments = {pk: [] for pk in ids}
-    rows = Appointment.objects.active().filter(therapist_id__in=ids).within(start, end)
+    ignored = []
     if ignoring is not None:
-        rows = rows.exclude(pk=ignoring.pk)
-    for appointment in rows.select_related("service").order_by("starts_at"):
+        ignored = [ignoring.pk]
+        if ignoring.pair is not None:
+            ignored = list(Appointment.objects.together_with(ignoring).values_list("pk", flat=True))
+    rows = Appointment.objects.active().filter(therapist_id__in=ids).within(start, end)
+    rows = rows.exclude(pk__in=ignored)
+    for appointment in rows.select_related("service", "room").order_by("starts_at"):
         appointments[appointment.therapist_id].append(appointment)
     closures = list(Closure.objects.covering(first_day, last_day).order_by("starts_on"))
     holds = {pk: [] for pk in ids}
     held = Hold.objects.active().filter(therapist_id__in=ids).within(start, end)
     if holding is not None:
         held = held.exclude(offer_round=holding.offer_round)
+    if now is not None:
+        held = held.filter(expires_at__gt=now)
     for hold in held.select_related("entry").order_by("starts_at"):
         holds[hold.therapist_id].append(hold)
     return Inputs(
@@ -87,21 +127,46 @@ def load_inputs(*, therapists, first_day, last_day, ignoring=None, holding=None)
         time_off=time_off,
         closures=closures,
         holds=holds,
+        rooms=None
+        if rooms is None
+        else _rooms_busy(rooms, start, end, ignored=ignored, holding=holding, now=now),
     )
 
 
+def rooms_for(service):
+    """The Room rows `service` may use, in the order they are tried; None if it needs none."""
+    if not service.room_need:
+        return None
+    return list(Room.objects.suiting(service))
+
+
 def free_starts(
-    *, service, therapists, first_day, last_day, now=None, rules=None, ignoring=None, holding=None
+    *,
+    service,
+    therapists,
+    first_day,
+    last_day,
+    now=None,
+    rules=None,
+    ignoring=None,
+    holding=None,
+    rooms=None,
 ):
-    """{therapist id: [free starts]} for `service` between two local days (both included)."""
+    """{therapist id: [free starts]} for `service` between two local days (both included),
+    a suitable room free as well when it needs one (`rooms`: the rows to try, already
+    locked by a booking; read here when not given)."""
     now = now or timezone.now()
     rules = rules or BookingRules.current()
+    if rooms is None:
+        rooms = rooms_for(service)
     inputs = load_inputs(
         therapists=therapists,
         first_day=first_day,
         last_day=last_day,
         ignoring=ignoring,
         holding=holding,
+        now=now,
+        rooms=rooms,
     )
     return slots.free_starts(
         therapists=[inputs.hours(therapist.pk) for therapist in therapists],
@@ -113,7 +178,22 @@ def free_starts(
         last_day=last_day,
         tz=timezone.get_default_timezone(),
         now=now,
+        rooms=inputs.rooms,
     )
+
+
+def free_room(*, service, rooms, start, now=None, ignoring=None, holding=None):
+    """The first of `rooms` free for `service` at `start` (its buffer counted), or None."""
+    tz = timezone.get_default_timezone()
+    day = start.astimezone(tz).date()
+    begin = slots.day_bounds(day - timedelta(days=1), tz)[0]
+    end = slots.day_bounds(day + timedelta(days=1), tz)[1]
+    ignored = []
+    if ignoring is not None:
+        ignored = list(Appointment.objects.together_with(ignoring).values_list("pk", flat=True))
+    busy = _rooms_busy(rooms, begin, end, ignored=ignored, holding=holding, now=now)
+    room_id = slots.free_room(busy, start, start + service.duration + service.buffer)
+    return next((room for room in rooms if room.pk == room_id), None)
 
 
 class OutsideBookingWindow(ValueError):
@@ -152,16 +232,29 @@ class Month:
 
 
 class Availability:
-    """The free times of one `service` with some `therapists`, as a patient sees them `now`.
+    """The free times of one `service` with some `therapists`, as a patient sees them `now`
+    (for a treatment for two: the times two of them, `required` among them, are both free).
 
     The one object the booking pages ask: it reads the rules once and the database once per
     question. `ignoring` is an appointment being moved (its own time counts as free);
     `holding` a waitlist hold whose holder is asking (its time counts as free for them).
     """
 
-    def __init__(self, *, service, therapists, now=None, rules=None, ignoring=None, holding=None):
+    def __init__(
+        self,
+        *,
+        service,
+        therapists,
+        now=None,
+        rules=None,
+        ignoring=None,
+        holding=None,
+        required=(),
+    ):
         self.service = service
         self.therapists = list(therapists)
+        # A treatment for two: the therapists that must be among the two (chosen by name).
+        self.required = {therapist.pk for therapist in required}
         self.now = now or timezone.now()
         self.rules = rules or BookingRules.current()
         self.ignoring = ignoring
@@ -183,7 +276,11 @@ class Availability:
             ignoring=self.ignoring,
             holding=self.holding,
         )
-        starts = slots.merge_therapists(free)
+        if self.service.for_two:  # two therapists side by side, the chosen among them
+            together = slots.side_by_side(free)
+            starts = [start for start, ids in together.items() if self.required <= set(ids)]
+        else:
+            starts = slots.merge_therapists(free)
         if self.ignoring is not None:  # its own time is no time to move to
             return [start for start in starts if start != self.ignoring.starts_at]
         return list(starts)

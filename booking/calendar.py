@@ -73,7 +73,7 @@ def _description(appointment, profile):
         parts.append(money(service.price))
     text = _("%(visit)s, with %(therapist)s.") % {
         "visit": ", ".join(parts),
-        "therapist": appointment.therapist.name,
+        "therapist": appointment.therapist_names,
     }
     if profile:
         text += " " + _("To change or cancel, call %(phone)s.") % {"phone": profile.phone}

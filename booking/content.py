@@ -9,7 +9,7 @@ from articles.models import Article
 from clinic.content import fill_blank
 from clinic.models import Weekday
 
-from .models import BookingRules, ConsentText, Service, Therapist, WorkingHours
+from .models import BookingRules, ConsentText, Room, Service, Therapist, WorkingHours
 
 POLICY = (
     "Please give us at least 24 hours' notice if you need to cancel or move your "
@@ -20,6 +20,7 @@ POLICY = (
 SERVICES = [
     {
         "slug": "massage-30",
+        "room_need": "single",
         "name": "30-minute massage",
         "duration_minutes": 30,
         "buffer_minutes": 15,
@@ -33,6 +34,7 @@ SERVICES = [
     },
     {
         "slug": "massage-60",
+        "room_need": "single",
         "name": "60-minute massage",
         "duration_minutes": 60,
         "buffer_minutes": 15,
@@ -41,6 +43,7 @@ SERVICES = [
     },
     {
         "slug": "massage-90",
+        "room_need": "single",
         "name": "90-minute massage",
         "duration_minutes": 90,
         "buffer_minutes": 15,
@@ -49,6 +52,7 @@ SERVICES = [
     },
     {
         "slug": "calf-low-back-trigger-point",
+        "room_need": "single",
         "name": "Calf and low-back trigger-point session",
         "duration_minutes": 60,
         "buffer_minutes": 15,
@@ -60,20 +64,43 @@ SERVICES = [
     },
 ]
 
+COUPLES_SERVICE = "side-by-side-massage"
+SERVICES.append(
+    {
+        "slug": COUPLES_SERVICE,
+        "room_need": "couples",
+        "for_two": True,
+        "name": "Side-by-side massage for two",
+        "duration_minutes": 60,
+        "buffer_minutes": 15,
+        "price": Decimal("180"),
+        "description": (
+            "Two people at the same time in one room, each on their own table with their own "
+            "therapist. One of you books for both; each answers the health questions."
+        ),
+    }
+)
+
+# Fewer rooms than therapists, as in many small clinics: the booking gives out the rooms.
+ROOMS = [
+    ("Treatment room", Room.Kind.SINGLE),
+    ("Couples room", Room.Kind.COUPLES),
+]
+
 # (name, slug, bio, services offered, weekdays worked): a lunch break splits each day.
 THERAPISTS = [
     (
         "Maria Lopez",
         "maria-lopez",
         "Licensed massage therapist who works mostly with low back and hip pain.",
-        ["massage-30", "massage-60", "massage-90", "calf-low-back-trigger-point"],
+        ["massage-30", "massage-60", "massage-90", "calf-low-back-trigger-point", COUPLES_SERVICE],
         [Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY],
     ),
     (
         "James Carter",
         "james-carter",
         "Licensed massage therapist with a background in sports massage and trigger points.",
-        ["massage-30", "massage-60", "calf-low-back-trigger-point"],
+        ["massage-30", "massage-60", "calf-low-back-trigger-point", COUPLES_SERVICE],
         # Saturday too: the clinic opens 9–2 on Saturdays (clinic.content.DEMO_HOURS).
         [Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY, Weekday.SATURDAY],
     ),
@@ -81,7 +108,7 @@ THERAPISTS = [
         "Ana Nguyen",
         "ana-nguyen",
         "Licensed massage therapist; relaxing full-body work and longer sessions.",
-        ["massage-60", "massage-90"],
+        ["massage-60", "massage-90", COUPLES_SERVICE],
         [Weekday.MONDAY, Weekday.WEDNESDAY, Weekday.FRIDAY],
     ),
 ]
@@ -109,6 +136,12 @@ SERVICES_ES = {
         "Sesión de puntos gatillo en pantorrilla y zona lumbar",
         "Trabajo de puntos gatillo en pantorrillas, isquiotibiales y zona lumbar, para el "
         "dolor lumbar que puede empezar más abajo.",
+    ),
+    COUPLES_SERVICE: (
+        "Masaje para dos, uno al lado del otro",
+        "Dos personas a la vez en una misma sala, cada una en su camilla y con su propio "
+        "terapeuta. Una de las dos reserva para ambas; cada una responde a las preguntas de "
+        "salud.",
     ),
 }
 BIOS_ES = {
@@ -159,8 +192,8 @@ def ensure_consent_text():
 
 @transaction.atomic
 def load_booking_content():
-    """Booking rules, services and therapists with hours, where missing; returns how many
-    therapists were added. Rows staff already have are left as they are."""
+    """Booking rules, services, rooms and therapists with hours, where missing; returns how
+    many therapists were added. Rows staff already have are left as they are."""
     BookingRules.objects.get_or_create(
         pk=BookingRules.SINGLETON_PK, defaults={"cancellation_policy": POLICY}
     )
@@ -178,6 +211,8 @@ def load_booking_content():
         Article.objects.filter(slug=CALF_ARTICLE, recommended_service=None).update(
             recommended_service=services[CALF_SERVICE]
         )
+    for order, (name, kind) in enumerate(ROOMS):
+        Room.objects.get_or_create(name=name, defaults={"kind": kind, "display_order": order})
     added = 0
     for order, (name, slug, bio, offered, weekdays) in enumerate(THERAPISTS):
         therapist, created = Therapist.objects.get_or_create(

@@ -11,6 +11,8 @@ from phonenumber_field.formfields import PhoneNumberField
 
 SUBMISSION_KEY = re.compile(r"^[0-9a-f]{32}$")
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The second person's fields of a treatment for two are the first's names with this before.
+COMPANION = "companion_"
 
 YES_NO = {
     "choices": [("yes", _("Yes")), ("no", _("No"))],
@@ -89,13 +91,30 @@ class DetailsForm(forms.Form):
     )
 
     def __init__(
-        self, *args, slot_choices, offer_times=False, intake_fields=INTAKE_FIELDS, **kwargs
+        self,
+        *args,
+        slot_choices,
+        offer_times=False,
+        intake_fields=INTAKE_FIELDS,
+        for_two=False,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         # Only the questions staff chose for this treatment are asked (or read from a POST).
         for name in self.INTAKE_FIELDS:
             if name not in intake_fields:
                 del self.fields[name]
+        # A treatment for two: the second person's name (optional) and their own answers.
+        self.for_two = for_two
+        if for_two:
+            self.fields["companion_name"] = forms.CharField(
+                label=_("Name of the second person (optional)"), max_length=120, required=False
+            )
+            for name in self.INTAKE_FIELDS:
+                if name in self.fields:
+                    self.fields[COMPANION + name] = forms.TypedChoiceField(
+                        label=self.fields[name].label, **YES_NO
+                    )
         # Normally the time chosen on the previous step rides along hidden; after a lost
         # race the patient picks one of the fresh times offered instead.
         self.fields["slot"].widget = forms.RadioSelect() if offer_times else forms.HiddenInput()
@@ -119,6 +138,29 @@ class DetailsForm(forms.Form):
 
     def intake_questions(self):
         return [self[name] for name in self.INTAKE_FIELDS if name in self.fields]
+
+    def companion_questions(self):
+        return [self[COMPANION + n] for n in self.INTAKE_FIELDS if COMPANION + n in self.fields]
+
+    def clean_companion_name(self):
+        name = " ".join(self.cleaned_data["companion_name"].split())
+        if any(ord(ch) < 32 for ch in name):
+            raise forms.ValidationError(_("Enter the name without control characters."))
+        return name
+
+    def companion_details(self):
+        """The second person of a treatment for two, as book_appointment takes it (None
+        for a treatment for one)."""
+        if not self.for_two:
+            return None
+        from .services import PatientDetails
+
+        return PatientDetails(
+            name=self.cleaned_data.get("companion_name", ""),
+            email="",
+            phone="",
+            intake={n: self.cleaned_data.get(COMPANION + n) for n in self.INTAKE_FIELDS},
+        )
 
     def patient_details(self):
         """Who is booking, as book_appointment takes it."""

@@ -9,9 +9,11 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.text import get_text_list
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
@@ -67,6 +69,27 @@ class Service(models.Model):
         "(say, calf questions for a neck massage).",
     )
 
+    class RoomNeed(models.TextChoices):
+        NONE = "", "No room (by phone, at the patient's home)"
+        ANY = "single", "A treatment room (a couples room will do when the others are taken)"
+        COUPLES = "couples", "A couples room"
+
+    room_need = models.CharField(
+        "room needed",
+        max_length=10,
+        choices=RoomNeed.choices,
+        default=RoomNeed.NONE,
+        blank=True,
+        help_text="A time is offered only when a therapist and such a room are both free. "
+        "Patients never choose the room: the booking picks one.",
+    )
+    for_two = models.BooleanField(
+        "for two (couples)",
+        default=False,
+        help_text="Two people side by side: one booking takes two therapists and a couples "
+        "room at once.",
+    )
+
     objects = ServiceQuerySet.as_manager()
 
     class Meta:
@@ -74,10 +97,20 @@ class Service(models.Model):
         verbose_name = _("service")
         constraints = [
             models.CheckConstraint(condition=Q(duration_minutes__gte=5), name="service_duration"),
+            models.CheckConstraint(
+                condition=Q(for_two=False) | Q(room_need="couples"),
+                name="service_for_two_needs_couples_room",
+            ),
         ]
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if self.for_two and self.room_need != self.RoomNeed.COUPLES:
+            raise ValidationError(
+                {"room_need": "A treatment for two needs a couples room: choose it here."}
+            )
 
     @property
     def duration(self):
@@ -261,6 +294,79 @@ class TimeOff(models.Model):
             raise ValidationError({"ends_at": _("The end must be after the start.")})
 
 
+class RoomQuerySet(models.QuerySet):
+    def bookable(self):
+        return self.filter(is_bookable=True)
+
+    def suiting(self, service):
+        """The bookable rooms `service` may use, in the order the booking tries them (single
+        rooms first, so a couples room stays free for couples while it can); none when the
+        treatment needs no room."""
+        if service.room_need == Service.RoomNeed.COUPLES:
+            return self.bookable().filter(kind=Room.Kind.COUPLES).order_by("display_order", "pk")
+        if service.room_need == Service.RoomNeed.ANY:
+            single_first = models.Case(
+                models.When(kind=Room.Kind.SINGLE, then=0),
+                default=1,
+                output_field=models.IntegerField(),
+            )
+            return self.bookable().order_by(single_first, "display_order", "pk")
+        return self.none()
+
+
+class Room(models.Model):
+    """A treatment room. On PostgreSQL an exclusion constraint keeps two visits (or held
+    times) from meeting in one room, buffers counted, as it does for a therapist; the two
+    visits of one couples booking share their room."""
+
+    class Kind(models.TextChoices):
+        SINGLE = "single", "Single (one table)"
+        COUPLES = "couples", "Couples (two tables)"
+
+    name = models.CharField("name", max_length=80, unique=True)
+    kind = models.CharField("kind", max_length=10, choices=Kind.choices, default=Kind.SINGLE)
+    is_bookable = models.BooleanField(
+        "bookable", default=True, help_text="Untick to stop booking it (say, while it is refitted)."
+    )
+    display_order = models.PositiveSmallIntegerField("display order", default=0)
+
+    objects = RoomQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_order", "name"]
+        verbose_name = "room"
+
+    def __str__(self):
+        return self.name
+
+
+class RoomClosure(models.Model):
+    """A stretch when one room cannot be used (repairs, a deep clean)."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="closures")
+    starts_at = models.DateTimeField("from")
+    ends_at = models.DateTimeField("until")
+    reason = models.CharField("reason", max_length=120, blank=True)
+
+    objects = TimeOffQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_at"]
+        verbose_name = "room closure"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="room_closure_ends_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.room}: {timezone.localtime(self.starts_at):%b %-d %H:%M}"
+
+    def clean(self):
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": "The end must be after the start."})
+
+
 class BookingRules(models.Model):
     """The clinic-wide rules for online booking (always pk=1)."""
 
@@ -374,6 +480,16 @@ class AppointmentQuerySet(models.QuerySet):
         """Appointments of `therapist` whose time, buffer included, meets [start, end)."""
         return self.filter(therapist=therapist, starts_at__lt=end, blocked_until__gt=start)
 
+    def in_room(self, room, start, end):
+        """Appointments in `room` whose time, buffer included, meets [start, end)."""
+        return self.filter(room=room, starts_at__lt=end, blocked_until__gt=start)
+
+    def together_with(self, appointment):
+        """`appointment` and the other visit booked with it (a couples booking)."""
+        if appointment.pair is None:
+            return self.filter(pk=appointment.pk)
+        return self.filter(pair=appointment.pair).order_by("pk")
+
     def within(self, start, end):
         return self.filter(starts_at__lt=end, blocked_until__gt=start)
 
@@ -386,13 +502,15 @@ class AppointmentQuerySet(models.QuerySet):
         already reminded for) stops a second one; a moved appointment is owed one again for
         its new time, unless that time was set less than `lead` ahead.
         """
+        # A couples booking is reminded once, by its first visit (one email names both).
+        second_of_pair = Appointment.objects.filter(pair=OuterRef("pair"), pk__lt=OuterRef("pk"))
         return self.filter(
             Q(reminded_for__isnull=True) | ~Q(reminded_for=F("starts_at")),
             status=Appointment.Status.CONFIRMED,
             starts_at__gt=now,
             starts_at__lte=now + lead,
             scheduled_at__lte=F("starts_at") - lead,
-        )
+        ).exclude(Exists(second_of_pair))
 
     def in_calendar_feed(self, therapist, *, now):
         """A therapist's visits their calendar feed lists: from FEED_DAYS_BACK days ago on,
@@ -426,6 +544,16 @@ class Appointment(models.Model):
     )
     therapist = models.ForeignKey(Therapist, on_delete=models.PROTECT, related_name="appointments")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="appointments")
+    room = models.ForeignKey(
+        Room,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="appointments",
+        help_text="Leave empty to take the first suitable room free then.",
+    )
+    # The visits of one couples booking share a number (and their room); empty otherwise.
+    pair = models.BigIntegerField("booked together", null=True, blank=True, editable=False)
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
     blocked_until = models.DateTimeField(
@@ -527,6 +655,23 @@ class Appointment(models.Model):
     @property
     def is_active(self):
         return self.status != self.Status.CANCELLED
+
+    @cached_property
+    def visits_together(self):
+        """This visit and the other booked with it (a couples booking), in booking order."""
+        if self.pair is None:
+            return [self]
+        return list(Appointment.objects.together_with(self).select_related("therapist"))
+
+    @property
+    def therapist_names(self):
+        """Its therapist, or both of a couples booking, as one phrase in the active language."""
+        return get_text_list([visit.therapist.name for visit in self.visits_together], _("and"))
+
+    @property
+    def companion(self):
+        """The second person's visit of a couples booking, or None."""
+        return next((visit for visit in self.visits_together if visit.pk != self.pk), None)
 
     @property
     def needs_clearance(self):
@@ -746,6 +891,9 @@ class Hold(models.Model):
     )
     therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="holds")
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="holds")
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, null=True, blank=True, related_name="holds"
+    )
     starts_at = models.DateTimeField(_("starts"))
     blocked_until = models.DateTimeField(_("blocked until"))
     expires_at = models.DateTimeField(_("held until"))

@@ -63,6 +63,7 @@ def _write_reminder_email(appointment, *, now, rules):
             "ends_at": appointment.ends_at,
             "service": appointment.service,
             "therapist": appointment.therapist,
+            "therapists": appointment.therapist_names,
             "manage_url": links_in(appointment, appointment.language)["manage_url"],
             "can_change": can_change_online(appointment, now=now, rules=rules),
             **_health_history_due(appointment),

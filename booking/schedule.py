@@ -1,4 +1,5 @@
-"""The staff schedule: each therapist's appointments, free time and time off, day by day.
+"""The staff schedule: each therapist's appointments, free time and time off, day by day;
+or each room's visits, held times and closures (the room view).
 
 Reads only. Everything a page shows is loaded by availability.load_inputs (the booking
 engine's loader) in a fixed number of queries whatever the number of therapists or days;
@@ -15,9 +16,10 @@ from clinic.models import Closure
 from . import slots
 from .availability import load_inputs
 from .health import history_state
-from .models import Appointment, HealthHistory, Hold, Therapist
+from .models import Appointment, HealthHistory, Hold, Room, RoomClosure, Therapist
 
 DAY, WEEK = "day", "week"
+BY_THERAPIST, BY_ROOM = "therapists", "rooms"
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,68 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
                     therapist=therapist,
                     day=day,
                     works=bool(inputs.weekly.get(therapist.pk, {}).get(day.weekday())),
+                    entries=sorted(
+                        (e for e in entries if e is not None), key=lambda e: (e.start, e.end)
+                    ),
+                )
+            )
+        days.append(schedule_day)
+        day += timedelta(days=1)
+    return days
+
+
+@dataclass
+class RoomDay:
+    room: Room
+    day: date
+    entries: list = field(default_factory=list)
+    works: bool = True  # a room has no hours: only visits, holds and closures
+
+
+def load_room_schedule(*, rooms, first_day, last_day, tz=None):
+    """[ScheduleDay] whose columns are one RoomDay per room in `rooms` (already loaded): the
+    active visits in it (therapist and service loaded), waitlist holds and the room's
+    closures, in time order. Four queries whatever the number of rooms or days."""
+    tz = tz or timezone.get_default_timezone()
+    start = slots.day_bounds(first_day, tz)[0]
+    end = slots.day_bounds(last_day, tz)[1]
+    ids = [room.pk for room in rooms]
+    visits = (
+        Appointment.objects.active()
+        .filter(room_id__in=ids)
+        .within(start, end)
+        .select_related("therapist", "service")
+        .order_by("starts_at")
+    )
+    holds = Hold.objects.active().filter(room_id__in=ids).within(start, end)
+    closed = RoomClosure.objects.filter(room_id__in=ids).overlapping(start, end)
+    clinic_closures = list(Closure.objects.covering(first_day, last_day))
+    by_room = {pk: [] for pk in ids}
+    for visit in visits:
+        by_room[visit.room_id].append(("appointment", visit.starts_at, visit.blocked_until, visit))
+    for hold in holds.select_related("entry", "service"):
+        by_room[hold.room_id].append(("hold", hold.starts_at, hold.blocked_until, hold))
+    for closure in closed:
+        by_room[closure.room_id].append(("closed", closure.starts_at, closure.ends_at, closure))
+
+    days = []
+    day = first_day
+    while day <= last_day:
+        closure = next((c for c in clinic_closures if c.starts_on <= day <= c.ends_on), None)
+        schedule_day = ScheduleDay(day=day, closure=closure)
+        for room in rooms:
+            entries = []
+            for kind, begins, ends, row in by_room[room.pk]:
+                extra = {
+                    "appointment": {"appointment": row},
+                    "hold": {"hold": row},
+                    "closed": {"reason": getattr(row, "reason", "")},
+                }[kind]
+                entries.append(_clipped(kind, begins, ends, day, tz, **extra))
+            schedule_day.columns.append(
+                RoomDay(
+                    room=room,
+                    day=day,
                     entries=sorted(
                         (e for e in entries if e is not None), key=lambda e: (e.start, e.end)
                     ),

@@ -24,6 +24,7 @@ from .models import (
     Appointment,
     BookingRules,
     Hold,
+    Room,
     Service,
     Therapist,
     Vacancy,
@@ -70,18 +71,27 @@ def book_appointment(
     language=None,
     hold=None,
     now=None,
+    second_therapist=None,
+    companion=None,
 ):
     """Book `start` for `patient` with `therapist` (None: whoever offering `service` is free).
 
-    Locks the candidate therapists' rows, then re-checks everything from the database
-    (rules, hours, closures, appointments: never a cached copy) before inserting. The
-    confirmation emails are written in the same transaction. A `submission_key` seen before
-    returns the appointment it booked instead of booking again (a double-clicked submit).
-    On PostgreSQL an exclusion constraint is the guarantee; a violation here is reported
-    as SlotUnavailable like any other lost race. `language` is the patient's (default
-    English): it is kept with the appointment and every email to them is written in it.
-    `hold`: the waitlist Hold its holder is claiming (its time is free for them alone); the
-    hold becomes this appointment in the same transaction, or OfferLost is raised.
+    Locks the candidate therapists' rows (then the rooms the treatment may use), then
+    re-checks everything from the database (rules, hours, closures, appointments, holds,
+    rooms: never a cached copy) before inserting; a treatment that needs a room gets the
+    first suitable one free (the patient never picks it). The confirmation emails are
+    written in the same transaction. A `submission_key` seen before returns the appointment
+    it booked instead of booking again (a double-clicked submit). On PostgreSQL the
+    exclusion constraints (therapist and room) are the guarantee; a violation here is
+    reported as SlotUnavailable like any other lost race. `language` is the patient's
+    (default English): it is kept with the appointment and every email to them is written
+    in it. `hold`: the waitlist Hold its holder is claiming (its time is free for them
+    alone); the hold becomes this appointment in the same transaction, or OfferLost.
+
+    A treatment for two (`service.for_two`) books two visits at once, all or nothing: with
+    `therapist` and `second_therapist` (either None: any other free), in one couples room,
+    sharing a `pair`; `companion` is the second person's PatientDetails (name optional,
+    their own health answers). The first visit is returned: its links manage both.
     """
     now = now or timezone.now()
     tz = timezone.get_default_timezone()
@@ -94,7 +104,7 @@ def book_appointment(
         if service is None:
             raise SlotUnavailable(_("That service can no longer be booked online."))
         candidates = Therapist.objects.offering(service).order_by("pk")
-        if therapist is not None:
+        if therapist is not None and not service.for_two:
             candidates = candidates.filter(pk=therapist.pk)
         # Locked in one order (by id), so two bookings of "no preference" cannot deadlock.
         candidates = lock(candidates)
@@ -106,9 +116,14 @@ def book_appointment(
                 return earlier
         if not candidates:
             raise SlotUnavailable(_("That therapist does not offer this service online."))
+        rooms = _lock_rooms(service)
         if hold is not None:
             hold = _claimable(hold, start=start, now=now)
             candidates = [c for c in candidates if c.pk == hold.therapist_id]
+        end = start + service.duration + service.buffer
+        _end_expired_holds(
+            therapist_ids=[c.pk for c in candidates], rooms=rooms, start=start, end=end, now=now
+        )
         day = start.astimezone(tz).date()
         free = availability.free_starts(
             service=service,
@@ -117,33 +132,59 @@ def book_appointment(
             last_day=day,
             now=now,
             holding=hold,
+            rooms=rooms,
         )
-        chosen = next((c for c in candidates if start in set(free.get(c.pk, ()))), None)
-        if chosen is None:
+        free_now = [c for c in candidates if start in set(free.get(c.pk, ()))]
+        chosen = free_now[:1]
+        if service.for_two:
+            chosen = _two_of(free_now, therapist, second_therapist)
+        room = None
+        if chosen and rooms is not None:
+            room = availability.free_room(
+                service=service, rooms=rooms, start=start, now=now, holding=hold
+            )
+        if not chosen or (rooms is not None and room is None):
             raise SlotUnavailable(_("Sorry, that time was just taken or is no longer free."))
-        appointment = Appointment(
-            therapist=chosen,
-            service=service,
-            starts_at=start,
-            ends_at=start + service.duration,
-            blocked_until=start + service.duration + service.buffer,
-            patient_name=patient.name,
-            patient_email=patient.email,
-            patient_phone=patient.phone,
-            notes=patient.notes,
-            consented_to_policy_at=now,
-            submission_key=submission_key or None,
-            created_at=now,
-            scheduled_at=now,
-            source_article=source_article,
-            language=language or settings.LANGUAGE_CODE,
-            patient=_patient_record(patient, language or settings.LANGUAGE_CODE, hold, now),
-            **{name: patient.intake.get(name) for name in Appointment.INTAKE_FIELDS},
-        )
-        appointment.full_clean(exclude=["submission_key"])
+        pair = new_offer_round() if service.for_two else None
+        people = [patient, companion or PatientDetails(name="", email="", phone="")]
+        record = _patient_record(patient, language or settings.LANGUAGE_CODE, hold, now)
+        visits = []
+        for index, (who, details) in enumerate(zip(chosen, people, strict=False)):
+            visit = Appointment(
+                therapist=who,
+                service=service,
+                room=room,
+                pair=pair,
+                starts_at=start,
+                ends_at=start + service.duration,
+                blocked_until=end,
+                patient_name=_companion_name(patient, details) if index else patient.name,
+                patient_email=patient.email,
+                patient_phone=patient.phone,
+                notes=patient.notes if index == 0 else "",
+                consented_to_policy_at=now,
+                submission_key=(submission_key or None) if index == 0 else None,
+                created_at=now,
+                scheduled_at=now,
+                source_article=source_article,
+                language=language or settings.LANGUAGE_CODE,
+                # The record is the booker's; a companion's visit has no record of its own.
+                patient=record if index == 0 else None,
+                **{name: details.intake.get(name) for name in Appointment.INTAKE_FIELDS},
+            )
+            visit.full_clean(exclude=["submission_key"])
+            visits.append(visit)
+        appointment = visits[0]
         try:
             with transaction.atomic():
-                appointment.save()
+                if hold is not None:
+                    # The round's holds end before the appointment is written: on PostgreSQL
+                    # one constraint covers both, and the appointment takes the held time.
+                    Hold.objects.filter(pk=hold.pk).update(state=Hold.State.CLAIMED)
+                    # Offered to several at once: the others were not quick enough.
+                    Hold.objects.active().of_round(hold).update(state=Hold.State.LOST)
+                for visit in visits:
+                    visit.save()
         except IntegrityError as exc:
             # Decided by what is stored, not by the error's wording: a concurrent submit of
             # the same form committed first (its row is visible once our insert fails).
@@ -158,11 +199,7 @@ def book_appointment(
                 _("Sorry, that time was just taken or is no longer free.")
             ) from exc
         if hold is not None:
-            Hold.objects.filter(pk=hold.pk).update(
-                state=Hold.State.CLAIMED, appointment=appointment
-            )
-            # Offered to several at once: the others were not quick enough.
-            Hold.objects.active().of_round(hold).update(state=Hold.State.LOST)
+            Hold.objects.filter(pk=hold.pk).update(appointment=appointment)
             WaitlistEntry.objects.filter(pk=hold.entry_id).update(
                 state=WaitlistEntry.State.BOOKED, patient=appointment.patient
             )
@@ -182,6 +219,58 @@ def _patient_record(patient, language, hold, now):
     if hold is not None and hold.entry.email.strip().lower() == patient.email.strip().lower():
         record = prove_email(patient=record, now=now)
     return record
+
+
+def _companion_name(patient, companion):
+    """The second person's name as typed, or who brought them when it was left out."""
+    return companion.name.strip() or _("Guest of %(name)s") % {"name": patient.name}
+
+
+def _two_of(free, first, second):
+    """Two different therapists among `free` (those free then, in id order): `first` and
+    `second` when chosen (either None: any other), or [] when no such two are free."""
+    ids = {therapist.pk for therapist in free}
+    wanted = [choice for choice in (first, second) if choice is not None]
+    if any(choice.pk not in ids for choice in wanted) or len({c.pk for c in wanted}) < len(wanted):
+        return []
+    chosen = [next(t for t in free if t.pk == choice.pk) for choice in wanted]
+    for therapist in free:
+        if len(chosen) == 2:
+            break
+        if therapist.pk not in {c.pk for c in chosen}:
+            chosen.append(therapist)
+    return chosen if len(chosen) == 2 else []
+
+
+def _lock_rooms(service):
+    """The rooms `service` may use, locked, in the order they are tried; None when it needs
+    none. Locked by id after the therapists (every booking takes its locks in that order,
+    so two cannot deadlock); must run inside the booking's transaction."""
+    order = availability.rooms_for(service)
+    if order is None:
+        return None
+    locked = {
+        room.pk for room in lock(Room.objects.filter(pk__in=[r.pk for r in order]).order_by("pk"))
+    }
+    return [room for room in order if room.pk in locked]
+
+
+def _end_expired_holds(*, therapist_ids, start, end, now, rooms=None):
+    """End the holds of these therapists (or in these rooms) that meet [start, end) and ran
+    out unclaimed, so a booking of their time need not wait for the beat; the rest of each
+    held time is offered on as the beat would. Must run in the booking's transaction, under
+    the therapists' (and rooms') lock."""
+    whose = Q(therapist_id__in=therapist_ids)
+    if rooms:
+        whose |= Q(room_id__in=[room.pk for room in rooms])
+    ended = set()
+    for hold in Hold.objects.expired(now).filter(whose).within(start, end):
+        if Hold.objects.filter(pk=hold.pk, state=Hold.State.ACTIVE).update(
+            state=Hold.State.EXPIRED
+        ):
+            ended.add((hold.therapist_id, hold.starts_at, hold.blocked_until))
+    for therapist_id, begins, ends in sorted(ended):
+        record_vacancy(therapist_id=therapist_id, start=begins, end=ends)
 
 
 def _claimable(hold, *, start, now):
@@ -223,6 +312,7 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
 
     Patients may cancel only before the cut-off (TooLateToChange after it); staff at any
     time. Cancelling twice is harmless: the second call changes nothing and sends nothing.
+    The visits of a couples booking are cancelled together, with one email.
     Returns True if this call cancelled it.
     """
     now = now or timezone.now()
@@ -232,20 +322,25 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
             return False
         if not by_staff:
             _check_change_allowed(locked, now)
-        locked.status = Appointment.Status.CANCELLED
-        locked.cancelled_at = now
-        locked.cancellation_reason = reason[:300]
-        locked.sequence += 1
-        locked.full_clean(exclude=["submission_key"])
-        locked.save()
+        together = lock(Appointment.objects.together_with(locked).order_by("pk"))
+        for visit in together:
+            if not visit.is_active:
+                continue
+            visit.status = Appointment.Status.CANCELLED
+            visit.cancelled_at = now
+            visit.cancellation_reason = reason[:300]
+            visit.sequence += 1
+            visit.full_clean(exclude=["submission_key"])
+            visit.save()
+            record_vacancy(
+                therapist_id=visit.therapist_id, start=visit.starts_at, end=visit.blocked_until
+            )
+        first = together[0]
         write_change_emails(
-            locked,
+            first,
             cancelled=True,
             by_staff=by_staff,
-            can_change=can_change_online(locked, now=now),
-        )
-        record_vacancy(
-            therapist_id=locked.therapist_id, start=locked.starts_at, end=locked.blocked_until
+            can_change=can_change_online(first, now=now),
         )
     appointment.refresh_from_db()
     return True
@@ -254,56 +349,93 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
 def reschedule_appointment(*, appointment, start, now=None):
     """Move `appointment` to `start` with the same therapist and treatment.
 
-    The same guard as booking: the therapist's row locked, the time re-checked from the
-    database with this appointment left out, the exclusion constraint behind it. Moving it to
-    the time it already has changes nothing (a double-clicked submit). Raises
-    TooLateToChange after the cut-off and SlotUnavailable if `start` is not free.
+    The same guard as booking: the therapist's row locked (and the treatment's rooms), the
+    time re-checked from the database with this appointment left out, the exclusion
+    constraints behind it. It keeps its room when that is free then, or takes another
+    suitable one. A couples booking moves as one: both therapists and the shared room must
+    be free at `start`. Moving it to the time it already has changes nothing (a
+    double-clicked submit). Raises TooLateToChange after the cut-off and SlotUnavailable
+    if `start` is not free.
     """
     now = now or timezone.now()
     tz = timezone.get_default_timezone()
     with transaction.atomic():
-        lock(Therapist.objects.filter(pk=appointment.therapist_id))
+        together = list(
+            Appointment.objects.together_with(appointment).values_list("therapist_id", flat=True)
+        )
+        lock(Therapist.objects.filter(pk__in=together).order_by("pk"))
         (locked,) = lock(
             Appointment.objects.select_related("service", "therapist").filter(pk=appointment.pk)
         )
         if locked.is_active and locked.starts_at == start:
             return locked
         _check_change_allowed(locked, now)
+        visits = lock(
+            Appointment.objects.together_with(locked).select_related("service").order_by("pk")
+        )
+        service = locked.service
+        rooms = _lock_rooms(service)
+        if rooms is not None and locked.room is not None:
+            # Its own room first, so a move keeps it when it can.
+            rooms = sorted(rooms, key=lambda room: room.pk != locked.room_id)
+        end = start + service.duration + service.buffer
+        _end_expired_holds(
+            therapist_ids=[v.therapist_id for v in visits],
+            rooms=rooms,
+            start=start,
+            end=end,
+            now=now,
+        )
         day = start.astimezone(tz).date()
-        therapist = Therapist.objects.offering(locked.service).filter(pk=locked.therapist_id)
+        therapists = list(
+            Therapist.objects.offering(service).filter(pk__in=[v.therapist_id for v in visits])
+        )
         free = availability.free_starts(
-            service=locked.service,
-            therapists=list(therapist),
+            service=service,
+            therapists=therapists,
             first_day=day,
             last_day=day,
             now=now,
             ignoring=locked,
+            rooms=rooms,
         )
-        if start not in set(free.get(locked.therapist_id, ())):
+        room = None
+        if rooms is not None:
+            room = availability.free_room(
+                service=service, rooms=rooms, start=start, now=now, ignoring=locked
+            )
+        if any(start not in set(free.get(v.therapist_id, ())) for v in visits) or (
+            rooms is not None and room is None
+        ):
             raise SlotUnavailable(_("Sorry, that time was just taken or is no longer free."))
-        freed = (locked.starts_at, locked.blocked_until)
-        locked.starts_at = start
-        locked.ends_at = start + locked.service.duration
-        locked.blocked_until = locked.ends_at + locked.service.buffer
-        locked.scheduled_at = now
-        locked.reminded_for = None
-        locked.sequence += 1
-        locked.full_clean(exclude=["submission_key"])
+        freed = [(v.therapist_id, v.starts_at, v.blocked_until) for v in visits]
+        for visit in visits:
+            visit.starts_at = start
+            visit.ends_at = start + service.duration
+            visit.blocked_until = end
+            visit.room = room
+            visit.scheduled_at = now
+            visit.reminded_for = None
+            visit.sequence += 1
+            visit.full_clean(exclude=["submission_key"])
         try:
             with transaction.atomic():
-                locked.save()
+                for visit in visits:
+                    visit.save()
         except IntegrityError as exc:
             raise SlotUnavailable(
                 _("Sorry, that time was just taken or is no longer free.")
             ) from exc
+        first = visits[0]
         write_change_emails(
-            locked,
+            first,
             cancelled=False,
             by_staff=False,
-            can_change=can_change_online(locked, now=now),
+            can_change=can_change_online(first, now=now),
         )
-        record_vacancy(therapist_id=locked.therapist_id, start=freed[0], end=freed[1])
-    return locked
+        for therapist_id, begins, ends in freed:
+            record_vacancy(therapist_id=therapist_id, start=begins, end=ends)
+    return next(v for v in visits if v.pk == locked.pk)
 
 
 def mark_attendance(*, appointments, status, now=None):
@@ -329,18 +461,35 @@ def mark_attendance(*, appointments, status, now=None):
 
 
 def validate_not_overlapping(*, appointment):
-    """Refuse an appointment that meets another active one of its therapist (buffers counted).
+    """Refuse an appointment that meets another active one of its therapist, or of its room
+    (buffers counted), or a time held for the waitlist; when its treatment needs a room and
+    none is set, give it the first suitable one free then (named in the message if none is).
 
     Must run inside a transaction (clinic.locking enforces it): it locks the therapist's row
-    first, so no other booking for them can slip in between this check and the insert.
+    and the treatment's rooms first, so no other booking for them can slip in between this
+    check and the insert.
     """
     lock(Therapist.objects.filter(pk=appointment.therapist_id))
-    held = (
-        Hold.objects.active()
-        .overlapping(appointment.therapist_id, appointment.starts_at, appointment.blocked_until)
-        .select_related("entry")
-        .first()
+    service = appointment.service
+    rooms = _lock_rooms(service)
+    if appointment.room_id is not None and rooms is not None:
+        rooms = sorted(rooms, key=lambda room: room.pk != appointment.room_id)
+    start, end = appointment.starts_at, appointment.blocked_until
+    _end_expired_holds(
+        therapist_ids=[appointment.therapist_id],
+        rooms=rooms if appointment.room_id is None else [appointment.room],
+        start=start,
+        end=end,
+        now=timezone.now(),
     )
+    own = Appointment.objects.together_with(appointment) if appointment.pk else None
+    own_ids = list(own.values_list("pk", flat=True)) if own is not None else []
+    held = Hold.objects.active().overlapping(appointment.therapist_id, start, end)
+    if appointment.room_id is not None:
+        held = held | Hold.objects.active().filter(
+            room_id=appointment.room_id, starts_at__lt=end, blocked_until__gt=start
+        )
+    held = held.select_related("entry").first()
     if held:
         raise ValidationError(
             _(
@@ -354,7 +503,7 @@ def validate_not_overlapping(*, appointment):
         )
     clash = (
         Appointment.objects.active()
-        .overlapping(appointment.therapist_id, appointment.starts_at, appointment.blocked_until)
+        .overlapping(appointment.therapist_id, start, end)
         .exclude(pk=appointment.pk)
         .first()
     )
@@ -372,6 +521,53 @@ def validate_not_overlapping(*, appointment):
                 "until": f"{timezone.localtime(clash.blocked_until):%H:%M}",
             }
         )
+    if appointment.room_id is not None:
+        if rooms is not None and appointment.room_id not in {room.pk for room in rooms}:
+            raise ValidationError(
+                {"room": f"{appointment.room} does not suit {service}: choose another room."}
+            )
+        room_clash = (
+            Appointment.objects.active()
+            .in_room(appointment.room_id, start, end)
+            .exclude(pk__in=own_ids or [appointment.pk])
+            .select_related("therapist")
+            .first()
+        )
+        if room_clash:
+            raise ValidationError({"room": _room_clash_message(appointment.room, room_clash)})
+        ignoring = appointment if appointment.pk else None
+        room = availability.free_room(
+            service=service, rooms=[appointment.room], start=start, ignoring=ignoring
+        )
+        if room is None:
+            raise ValidationError({"room": f"{appointment.room} is closed then."})
+        return
+    if rooms is None:
+        return
+    room = availability.free_room(service=service, rooms=rooms, start=start)
+    if room is None:
+        taken = (
+            Appointment.objects.active()
+            .filter(room__in=rooms, starts_at__lt=end, blocked_until__gt=start)
+            .exclude(pk__in=own_ids or [appointment.pk])
+            .select_related("therapist", "room")
+            .first()
+        )
+        if taken is None:
+            raise ValidationError(
+                {"room": "No room that suits this treatment is free then (closed, or none)."}
+            )
+        raise ValidationError({"room": _room_clash_message(taken.room, taken)})
+    appointment.room = room
+
+
+def _room_clash_message(room, clash):
+    local = timezone.localtime(clash.starts_at)
+    return (
+        f"{room} is taken then: {clash.patient_name} with {clash.therapist} at "
+        f"{local:%a %b %-d, %H:%M} (until "
+        f"{timezone.localtime(clash.blocked_until):%H:%M} with the buffer)."
+    )
 
 
 def join_waitlist(
@@ -463,7 +659,7 @@ def _starts_within(vacancy, now):
     first = vacancy.starts_at.astimezone(tz).date()
     last = vacancy.ends_at.astimezone(tz).date()
     starts = set()
-    for service in therapist.services.active():
+    for service in therapist.services.active().filter(for_two=False):
         free = availability.free_starts(
             service=service, therapists=[therapist], first_day=first, last_day=last, now=now
         )
@@ -569,7 +765,11 @@ def offer_freed_time(*, therapist_id, start, now=None):
         end = _free_period(therapist, start, now)
         if end is None:
             return None
-        offered = list(therapist.services.active())
+        # A treatment for two needs two therapists: one freed time cannot offer it.
+        offered = list(therapist.services.active().filter(for_two=False))
+        # Every bookable room, locked by id after the therapist as bookings lock them: a
+        # hold takes a room when its treatment needs one.
+        lock(Room.objects.bookable().order_by("pk"))
         day = start.astimezone(tz).date()
         entries = {
             entry.pk: entry
@@ -613,6 +813,7 @@ def offer_freed_time(*, therapist_id, start, now=None):
                 entry=entry,
                 therapist=therapist,
                 service=entry.service,
+                room=_room_for_hold(entry.service, start, now),
                 starts_at=start,
                 blocked_until=start + entry.service.duration + entry.service.buffer,
                 expires_at=now + rules.waitlist_hold,
@@ -630,6 +831,14 @@ def offer_freed_time(*, therapist_id, start, now=None):
         for hold in holds:
             write_waitlist_offer_email(hold, shared_with=len(holds))
         return holds[0]
+
+
+def _room_for_hold(service, start, now):
+    """The room a hold of `start` for `service` keeps (None when it needs none)."""
+    rooms = availability.rooms_for(service)
+    if rooms is None:
+        return None
+    return availability.free_room(service=service, rooms=rooms, start=start, now=now)
 
 
 def end_expired_holds(*, now=None):
@@ -714,3 +923,32 @@ def reset_calendar_feed(*, therapist):
     Therapist.objects.filter(pk=therapist.pk).update(calendar_token=token)
     therapist.calendar_token = token
     return token
+
+
+# --- rooms ----------------------------------------------------------------------------------
+def save_room(*, room):
+    """Staff add or change a room (the one place rooms are written, so whatever must follow
+    a change of the schedule's inputs can follow it here)."""
+    with transaction.atomic():
+        room.full_clean()
+        room.save()
+    return room
+
+
+def change_room_closures(*, saved, deleted):
+    """Staff add, change or remove room closures; returns the active visits the saved ones
+    now cover (left as they are: staff move them, the admin names them)."""
+    with transaction.atomic():
+        for closure in deleted:
+            closure.delete()
+        for closure in saved:
+            closure.full_clean()
+            closure.save()
+        covered = Q(pk__in=[])
+        for closure in saved:
+            covered |= Q(room=closure.room_id, starts_at__lt=closure.ends_at) & Q(
+                blocked_until__gt=closure.starts_at
+            )
+        return list(
+            Appointment.objects.active().filter(covered).select_related("room", "therapist")
+        )

@@ -7,6 +7,7 @@ which the clocks change has as many real hours as it really has; working hours a
 clock times in the clinic's zone, converted once per interval.
 """
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -32,6 +33,45 @@ class TherapistHours:
     therapist_id: int
     weekly: dict = field(default_factory=dict)
     busy: list = field(default_factory=list)
+
+
+@dataclass
+class RoomBusy:
+    """One room a treatment may use and the times it is not free: (start, end) aware
+    datetimes (visits and held times with their buffer, the room's closures)."""
+
+    room_id: int
+    busy: list = field(default_factory=list)
+
+
+class _Rooms:
+    """Rooms in the order they are tried, each with its merged busy times as instants."""
+
+    def __init__(self, rooms):
+        self.rooms = []
+        for room in rooms:
+            merged = _merged([(_epoch(start), _epoch(end)) for start, end in room.busy])
+            self.rooms.append((room.room_id, [b for b, _ in merged], [e for _, e in merged]))
+        self.answers = {}
+
+    def first_free(self, start, end):
+        """The first room free for all of [start, end) (instants), or None."""
+        key = (start, end)
+        if key not in self.answers:
+            found = None
+            for room_id, begins, ends in self.rooms:
+                index = bisect_right(ends, start)  # the first busy time ending after start
+                if index == len(begins) or begins[index] >= end:
+                    found = room_id
+                    break
+            self.answers[key] = found
+        return self.answers[key]
+
+
+def free_room(rooms, start, end):
+    """The id of the first of `rooms` (RoomBusy, in the order to try them) free for all of
+    [start, end), or None when every one is taken then."""
+    return _Rooms(rooms).first_free(_epoch(start), _epoch(end))
 
 
 def _epoch(moment):
@@ -83,13 +123,17 @@ def last_bookable_day(*, rules, now, tz):
     return now.astimezone(tz).date() + timedelta(days=rules.max_days_ahead)
 
 
-def free_starts(*, therapists, closures, duration, buffer, rules, first_day, last_day, tz, now):
+def free_starts(
+    *, therapists, closures, duration, buffer, rules, first_day, last_day, tz, now, rooms=None
+):
     """{therapist id: [free start instants, ascending]} between two local days (included).
 
     A start is free when the appointment fits inside one of the therapist's working
     intervals that day, and the appointment plus `buffer` meets none of their busy times
-    nor a clinic closure (`closures`: (first day, last day) pairs, both included). Starts
-    sooner than `rules.min_notice` after `now`, or after the last bookable day, are left out.
+    nor a clinic closure (`closures`: (first day, last day) pairs, both included), and, when
+    the treatment needs a room (`rooms`: the RoomBusy it may use; None when it needs none),
+    one of those rooms is free for all of it too, buffer included. Starts sooner than
+    `rules.min_notice` after `now`, or after the last bookable day, are left out.
     Returned instants are aware datetimes in UTC; show them in the clinic's zone.
     """
     last_day = min(last_day, last_bookable_day(rules=rules, now=now, tz=tz))
@@ -107,6 +151,8 @@ def free_starts(*, therapists, closures, duration, buffer, rules, first_day, las
         day += timedelta(days=1)
 
     closed = _closed(closures, first_day, last_day, tz)
+    # Asked once per (start, end) whichever therapist asks: the rooms are shared.
+    room_free = None if rooms is None else _Rooms(rooms).first_free
 
     # Working intervals as instants, once per (weekday pattern, day), shared by therapists.
     interval_cache = {}
@@ -144,9 +190,17 @@ def free_starts(*, therapists, closures, duration, buffer, rules, first_day, las
                         index += 1
                     if index < count and busy[index][0] < end:
                         continue
+                    if room_free is not None and room_free(start, end) is None:
+                        continue
                     starts.append(start)
         free[hours.therapist_id] = [datetime.fromtimestamp(s, UTC) for s in starts]
     return free
+
+
+def side_by_side(free, *, together=2):
+    """{start: [therapist ids free then]} keeping only starts at which at least `together`
+    of them are free (a treatment for two: two therapists at once, in one room)."""
+    return {start: ids for start, ids in merge_therapists(free).items() if len(ids) >= together}
 
 
 def merge_therapists(free):

@@ -8,7 +8,9 @@ Only POSTs write, through booking.services.
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import combinations
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -18,6 +20,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import dateformat, timezone, translation
+from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -102,8 +105,10 @@ def _just_booked(request, service, therapist, start):
     found = Appointment.objects.active().filter(
         public_token__in=tokens, service=service, starts_at=start
     )
-    if therapist is not None:
+    if isinstance(therapist, Therapist):
         found = found.filter(therapist=therapist)
+    elif therapist is not None:  # a treatment for two: the first visit names the first chosen
+        found = found.filter(therapist=therapist.first)
     return found.select_related("therapist").first()
 
 
@@ -125,16 +130,54 @@ def _source_query(article, **params):
 
 
 # --- the steps ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TwoTherapists:
+    """Who a patient chose for a treatment for two: one therapist (the other any) or both.
+    On the URL as "<slug>" or "<slug>--<slug>" (slugify never writes two hyphens)."""
+
+    first: Therapist
+    second: Therapist | None = None
+
+    @property
+    def slug(self):
+        return "--".join(t.slug for t in (self.first, self.second) if t is not None)
+
+    @property
+    def name(self):
+        names = [t.name for t in (self.first, self.second) if t is not None]
+        if len(names) == 1:
+            return _("%(name)s and any other therapist") % {"name": names[0]}
+        return get_text_list(names, _("and"))
+
+    @property
+    def members(self):
+        return [t for t in (self.first, self.second) if t is not None]
+
+
 def _selection(service_slug, therapist_slug):
-    """(service, chosen therapist or None, the therapists offering it); 404 if unknown."""
+    """(service, chosen therapist or None, the therapists to ask); 404 if unknown. For a
+    treatment for two the choice is a TwoTherapists and every therapist offering it is
+    asked (the chosen must be among the two free)."""
     service = get_object_or_404(Service.objects.active(), slug=service_slug)
     offering = list(Therapist.objects.offering(service))
     if therapist_slug == ANY:
         return service, None, offering
-    therapist = next((t for t in offering if t.slug == therapist_slug), None)
-    if therapist is None:
+    slugs = therapist_slug.split("--") if service.for_two else [therapist_slug]
+    chosen = [next((t for t in offering if t.slug == slug), None) for slug in slugs]
+    if len(chosen) > 2 or None in chosen or len(set(chosen)) < len(chosen):
         raise Http404("No such therapist for this service")
-    return service, therapist, [therapist]
+    if service.for_two:
+        return service, TwoTherapists(*chosen), offering
+    return service, chosen[0], chosen
+
+
+def _required(therapist):
+    """The therapists a treatment for two must include (those chosen by name)."""
+    return therapist.members if isinstance(therapist, TwoTherapists) else ()
+
+
+def _form_kwargs(service):
+    return {"intake_fields": service.intake_fields, "for_two": service.for_two}
 
 
 def _zone_name(moment=None):
@@ -196,10 +239,13 @@ def choose_service(request):
 def choose_therapist(request, service):
     service, _chosen, offering = _selection(service, ANY)
     article = _source_article(request)
+    pairs = []
+    if service.for_two:  # "any two", one named and any other, or both named
+        pairs = [TwoTherapists(first, second) for first, second in combinations(offering, 2)]
     return render(
         request,
         "booking/therapist.html",
-        _step_context(service, None, 2, article, therapists=offering),
+        _step_context(service, None, 2, article, therapists=offering, pairs=pairs),
     )
 
 
@@ -295,7 +341,9 @@ def choose_day(request, service, therapist):
     def day_url(day):
         return reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
 
-    availability = Availability(service=service, therapists=therapists)
+    availability = Availability(
+        service=service, therapists=therapists, required=_required(therapist)
+    )
     try:
         month = _month_context(
             request,
@@ -318,7 +366,9 @@ def choose_time(request, service, therapist, day):
     carry = _source_query(article)
     therapist_slug = therapist.slug if therapist else ANY
     day_url = reverse("booking:day", args=[service.slug, therapist_slug])
-    availability = Availability(service=service, therapists=therapists)
+    availability = Availability(
+        service=service, therapists=therapists, required=_required(therapist)
+    )
     try:
         starts = availability.times_on(day)
     except OutsideBookingWindow:
@@ -383,7 +433,9 @@ def details(request, service, therapist, day, at):
     times_url = reverse("booking:time", args=[service.slug, therapist_slug, day]) + carry
     offer = request.POST.get("offer") if request.method == "POST" else request.GET.get("offer")
     hold = links.hold_for_token(offer) if offer else None
-    availability = Availability(service=service, therapists=therapists, holding=hold)
+    availability = Availability(
+        service=service, therapists=therapists, holding=hold, required=_required(therapist)
+    )
     try:
         start = availability.start_on(day, at)
     except OutsideBookingWindow:
@@ -446,7 +498,7 @@ def _details_form(request, availability, start, context):
         )
     form = DetailsForm(
         slot_choices=_slot_choices([start]),
-        intake_fields=context["service"].intake_fields,
+        **_form_kwargs(context["service"]),
         initial={
             "slot": start.isoformat(),
             "submission_key": uuid.uuid4().hex,
@@ -462,9 +514,7 @@ def _book(request, availability, start, context):
     nearby for a time just taken, 503 when the therapist's row stayed locked too long."""
     # The time on the URL, or (after a lost race) one of the fresh times offered near it.
     offered = _slot_choices([start, *availability.nearby(start)])
-    form = DetailsForm(
-        request.POST, slot_choices=offered, intake_fields=context["service"].intake_fields
-    )
+    form = DetailsForm(request.POST, slot_choices=offered, **_form_kwargs(context["service"]))
     if not form.is_valid():
         if "submission_key" in form.errors:
             # A damaged key: hand out a fresh one, so the next submit can go through.
@@ -476,7 +526,9 @@ def _book(request, availability, start, context):
     try:
         appointment = services.book_appointment(
             service=context["service"],
-            therapist=context["therapist"],
+            therapist=_first(context["therapist"]),
+            second_therapist=getattr(context["therapist"], "second", None),
+            companion=form.companion_details(),
             start=chosen,
             patient=form.patient_details(),
             submission_key=form.cleaned_data["submission_key"],
@@ -501,7 +553,7 @@ def _book(request, availability, start, context):
             initial={**request.POST.dict(), "slot": ""},
             slot_choices=_slot_choices(fresh),
             offer_times=True,
-            intake_fields=context["service"].intake_fields,
+            **_form_kwargs(context["service"]),
         )
         return render(
             request,
@@ -514,6 +566,10 @@ def _book(request, availability, start, context):
     # 303: every answer to this form, repeated or not, is "now GET your confirmation".
     confirmation = reverse("booking:confirmation", kwargs={"token": appointment.public_token})
     return _remember_booked(request, HttpResponseRedirect(confirmation, status=303), appointment)
+
+
+def _first(therapist):
+    return therapist.first if isinstance(therapist, TwoTherapists) else therapist
 
 
 def _appointment_by_token(token):
@@ -632,8 +688,12 @@ def _cannot_move(request, appointment, token):
 def _moving(appointment):
     """The free times `appointment` may move to: its therapist and treatment, its own time
     counted as free."""
+    therapists = [visit.therapist for visit in appointment.visits_together]
     return Availability(
-        service=appointment.service, therapists=[appointment.therapist], ignoring=appointment
+        service=appointment.service,
+        therapists=therapists,
+        ignoring=appointment,
+        required=therapists,
     )
 
 
@@ -824,6 +884,9 @@ def _waitlist_start(request, availability):
 def join_waitlist(request, service, therapist):
     """Ask to be told when a time suits: GET the form (prefilled), POST joins."""
     service, therapist, therapists = _selection(service, therapist)
+    if service.for_two:
+        # A freed time is one therapist's: it can never seat two, so nothing would be offered.
+        raise Http404("The waitlist is for treatments for one")
     article = _source_article(request)
     therapist_slug = therapist.slug if therapist else ANY
     availability = Availability(service=service, therapists=therapists)

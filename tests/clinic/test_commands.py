@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from articles.models import Article, Topic
-from booking.models import BookingRules, Service, Therapist, WorkingHours
+from booking.models import BookingRules, Room, Service, Therapist, WorkingHours
 from clinic.models import ClinicProfile, OpeningHours
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,15 @@ def test_loading_content_twice_duplicates_nothing(capsys):
     out = capsys.readouterr().out
     assert "3 therapist(s) added" in out
     assert "0 article(s) and 0 therapist(s) added" in out
-    assert Therapist.objects.count() == 3 and Service.objects.count() == 4
+    assert Therapist.objects.count() == 3 and Service.objects.count() == 5
+    # Fewer rooms than therapists; one couples treatment, in the couples room.
+    assert sorted(Room.objects.values_list("name", "kind")) == [
+        ("Couples room", "couples"),
+        ("Treatment room", "single"),
+    ]
+    assert list(Service.objects.filter(for_two=True).values_list("room_need", flat=True)) == [
+        "couples"
+    ]
     # Two intervals a weekday; Ana works three days, James a fifth (Saturday, one interval).
     assert WorkingHours.objects.count() == 3 * 2 * 4 - 2 + 1
     assert BookingRules.objects.get().cancellation_policy

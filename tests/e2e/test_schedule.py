@@ -54,6 +54,15 @@ def test_staff_read_the_week_schedule_and_open_an_appointment(
     expect(page.get_by_text("Time off: Dentist")).to_be_visible()
     check_page("admin-schedule-week")
 
+    # The same week by room: each visit in the room the booking gave it.
+    page.get_by_role("link", name="By room").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Schedule: rooms")
+    expect(page.get_by_role("heading", name="Treatment room (single)")).to_have_count(7)
+    expect(page.get_by_text("Kim Alvarez")).to_be_visible()
+    check_page("admin-schedule-rooms-week")
+    page.get_by_role("link", name="By therapist").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Schedule: all therapists")
+
     # On paper only the schedule: no admin header, breadcrumbs or controls.
     page.emulate_media(media="print")
     expect(page.locator("#header")).to_be_hidden()

@@ -472,3 +472,68 @@ def test_hostile_calendar_feed_tokens_show_no_calendar(web, world, token):
     for segment in segments(token):
         response = check(web.get(f"/book/therapist-calendar/{segment}/visits.ics"), "a feed")
         assert b"BEGIN:VCALENDAR" not in response.content
+
+
+# --- a treatment for two --------------------------------------------------------------------
+COUPLES_FIELDS = [
+    "companion_name",
+    *(f"companion_{name}" for name in Appointment.INTAKE_FIELDS),
+]
+
+
+@pytest.fixture
+def couples_time(world, next_monday):
+    """A time next Monday afternoon when two demo therapists and the couples room are free."""
+    local = timezone.localtime(world.starts_at).replace(hour=15, minute=0)
+    return local, f"/book/side-by-side-massage/any/{local:%Y-%m-%d}/{local:%H%M}/"
+
+
+@HOSTILE
+@given(field=st.sampled_from(COUPLES_FIELDS), value=hostile)
+@example(field="companion_name", value="\x00")
+@example(field="companion_name", value="a" * 300)
+@example(field="companion_intake_pregnant", value="maybe")
+def test_the_second_persons_fields_refuse_anything_bad_and_book_nothing(
+    web, world, couples_time, field, value
+):
+    start, url = couples_time
+    ids = {
+        "appointments": list(Appointment.objects.values_list("pk", flat=True)),
+        "emails": list(OutgoingEmail.objects.values_list("pk", flat=True)),
+    }
+    before = state()
+    data = {
+        **valid_details(start),
+        **{f"companion_{name}": "no" for name in Appointment.INTAKE_FIELDS},
+        field: value,
+    }
+
+    response = check(web.post(url, data), f"the couples form with a hostile {field}")
+
+    if response.status_code == 303:  # acceptable: two visits, one confirmation and one notice
+        assert rows() == (before[0][0] + 2, before[0][1], before[0][2] + 2)
+        forget_booking(ids)
+    else:
+        assert response.status_code in (400, 409)
+        assert state() == before
+
+
+@HOSTILE
+@given(first=hostile, second=hostile)
+@example(first="maria-lopez", second="maria-lopez")
+@example(first="maria-lopez", second="\x00")
+def test_any_pair_of_therapists_on_the_url_is_a_page_or_a_404(web, world, first, second):
+    before = state()
+    for segment in segments(f"{first}--{second}"):
+        check(web.get(f"/book/side-by-side-massage/{segment}/"), "a pair's month")
+    assert state() == before
+
+
+def test_the_couples_examples_reach_the_views(web, world, couples_time):
+    start, url = couples_time
+    data = {
+        **valid_details(start),
+        **{f"companion_{name}": "no" for name in Appointment.INTAKE_FIELDS},
+    }
+    assert web.post(url, data).status_code == 303
+    assert Appointment.objects.filter(pair__isnull=False).count() == 2

@@ -43,7 +43,7 @@ def first_consent_text(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('booking', '0010_therapist_calendar_feed_token'),
+        ('booking', '0012_rooms'),
         ('clinic', '0006_patient_records'),
     ]
 
