@@ -17,7 +17,14 @@ pytestmark = pytest.mark.django_db
 
 HEALTH_AND_CONTACT = [
     "p.secret@example.com",
-    "209",  # the phone's area code, in any format
+    # The phone in the formats a feed might print it (not its area code alone: a DTSTAMP
+    # such as ...T020937Z holds "209" at some times of day).
+    "2095550142",
+    "209-555-0142",
+    "(209) 555-0142",
+    "209.555.0142",
+    "555-0142",
+    "5550142",
     "knee surgery last week",
     "clot",
     "thinner",
