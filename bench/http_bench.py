@@ -162,7 +162,8 @@ def fetch(port, path, *, timeout=10, accept_encoding=ACCEPT_ENCODING):
 
 
 def booking_paths():
-    """The service's month (date step) and its first free day (time step), as links say."""
+    """The service's month (date step), the next month, its first free day (time step) and
+    that day's first time (details step), as the pages' links say."""
     day_path = f"/book/{SERVICE}/any/"
     status, _headers, _raw, body = fetch(SITE_PORT, day_path)
     if status != 200:
@@ -171,9 +172,11 @@ def booking_paths():
     if not match:
         raise SystemExit(f"{day_path} shows no free day: is the demo schedule loaded?")
     time_path = match.group(1)
+    later = re.search(r'href="\?month=(\d{4}-\d{2})', body.decode())
+    next_month = f"{day_path}?month={later.group(1)}" if later else day_path
     body = fetch(SITE_PORT, time_path)[3].decode()
     details = re.search(rf'href="({re.escape(time_path)}\d{{4}}/)"', body)
-    return day_path, time_path, details.group(1) if details else None
+    return day_path, next_month, time_path, details.group(1) if details else None
 
 
 # --- Load -----------------------------------------------------------------------------------
@@ -183,6 +186,14 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 def _ms(text):
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
     return float(number) * UNITS[unit]
+
+
+def _parse_wrk(out):
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
+    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, p50, p99, int(bad.group(1)) if bad else 0
 
 
 def run_wrk(url):
@@ -202,11 +213,7 @@ def run_wrk(url):
         text=True,
         check=True,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rate, p50, p99, int(bad.group(1)) if bad else 0
+    return _parse_wrk(out)
 
 
 async def _python_load(url, seconds):
@@ -281,23 +288,110 @@ def page_weight(path):
     return status, html, css, other
 
 
+# The 50-client mixed load: each request picks one of these pages at random (wrk's Lua).
+MIXED_CLIENTS = 50
+MIXED_SCRIPT = """
+local paths = {}
+init = function(args) for i, path in ipairs(args) do paths[i] = path end end
+request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+"""
+
+
+def run_wrk_mixed(paths):
+    """(requests/s, p50 ms, p99 ms, non-2xx count) of MIXED_CLIENTS clients over `paths`."""
+    script = WORK / "mixed.lua"
+    script.write_text(MIXED_SCRIPT)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{MIXED_CLIENTS}",
+            f"-d{SECONDS}s",
+            "--latency",
+            "-H",
+            f"Accept-Encoding: {ACCEPT_ENCODING}",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{SITE_PORT}/",
+            "--",
+            *paths,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return _parse_wrk(out)
+
+
+def machine():
+    """One line naming the machine: CPU model, cores, load, memory; and the commit."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        commit = (commit or "unknown") + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        commit = "unknown (no git)"
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"machine: {model}, {os.cpu_count()} cores, load {load}; commit {commit}"
+
+
+def span(values, fmt):
+    low, high = min(values), max(values)
+    low_text, high_text = f"{low:{fmt}}", f"{high:{fmt}}"
+    return low_text if low_text == high_text else f"{low_text}–{high_text}"
+
+
 def main():
     loader = "wrk" if shutil.which("wrk") else "python load generator (wrk not found)"
+    print(machine())
     print(
         f"HTTP: gunicorn -w 2, DEBUG off, PostgreSQL + Redis; {loader}, {CONNECTIONS} "
         f"connections, {SECONDS} s per run, {ROUNDS} rounds, Accept-Encoding: {ACCEPT_ENCODING}"
     )
     with servers():
-        day_path, time_path, details_path = booking_paths()
+        day_path, next_month, time_path, details_path = booking_paths()
         pages = [
             ("home", "/"),
-            ("article list", "/articles/"),
             ("calf article", CALF_ARTICLE),
-            ("topic page", TOPIC),
-            ("booking date step", day_path),
-            ("booking time step", time_path),
+            ("/book/ (treatments)", "/book/"),
+            ("therapist step", f"/book/{SERVICE}/"),
+            ("month (date step)", day_path),
+            ("day (time step)", time_path),
         ]
-        results = {label: [] for label, _ in [("bare Django", "/"), *pages]}
+        if details_path:
+            pages.append(("details step", details_path))
+        # Twelve pages a crowd reads and books through: articles and every booking step.
+        mixed = [
+            "/",
+            "/es/",
+            "/articles/",
+            CALF_ARTICLE,
+            TOPIC,
+            "/newsletter/",
+            "/book/",
+            f"/book/{SERVICE}/",
+            day_path,
+            next_month,
+            time_path,
+            details_path or time_path,
+        ]
+        results = {label: [] for label in ["bare Django", *(label for label, _ in pages)]}
+        mixed_runs = []
         for _round in range(ROUNDS):
             for label, path in pages:
                 warm(BARE_PORT, "/")
@@ -306,22 +400,31 @@ def main():
                 site = load(f"http://127.0.0.1:{SITE_PORT}{path}")
                 results["bare Django"].append(bare)
                 results[label].append((*site, site[0] / bare[0]))
-        print(f"\n{'page':<20} {'requests/s':>15} {'p50 ms':>13} {'p99 ms':>13} {'ratio':>11}")
-
-        def span(values, fmt):
-            low, high = min(values), max(values)
-            return (
-                f"{low:{fmt}}–{high:{fmt}}" if f"{low:{fmt}}" != f"{high:{fmt}}" else f"{low:{fmt}}"
-            )
-
+            if shutil.which("wrk"):
+                for path in mixed:
+                    warm(SITE_PORT, path)
+                mixed_runs.append(run_wrk_mixed(mixed))
+        print(f"\n{'page':<22} {'requests/s':>13} {'p50 ms':>11} {'p99 ms':>13} {'ratio':>11}")
         for label, runs in results.items():
             rates, p50s, p99s = [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]
-            ratio = span([r[4] for r in runs], ".2f") if label != "bare Django" else "1.00"
+            ratio = span([r[4] for r in runs], ".2f") if label != "bare Django" else "1"
             bad = sum(r[3] for r in runs)
             print(
-                f"{label:<20} {span(rates, '.0f'):>15} {span(p50s, '.1f'):>13} "
+                f"{label:<22} {span(rates, '.0f'):>13} {span(p50s, '.1f'):>11} "
                 f"{span(p99s, '.1f'):>13} {ratio:>11}" + (f"  ({bad} non-2xx!)" if bad else "")
             )
+        if mixed_runs:
+            rates = [r[0] for r in mixed_runs]
+            p50s, p99s = [r[1] for r in mixed_runs], [r[2] for r in mixed_runs]
+            bad = sum(r[3] for r in mixed_runs)
+            label = f"mixed, {MIXED_CLIENTS} clients"
+            print(
+                f"{label:<22} {span(rates, '.0f'):>13} {span(p50s, '.1f'):>11} "
+                f"{span(p99s, '.1f'):>13} {'':>11}" + (f"  ({bad} non-2xx!)" if bad else "")
+            )
+            print(f"  (the mixed load picks at random among {len(mixed)} pages: {' '.join(mixed)})")
+        print("targets: booking steps ≥ 0.30, cached pages ≥ 1.00, mixed p99 < 250 ms")
+        print(machine())
 
         print(f"\nBytes per page as served (Accept-Encoding: {ACCEPT_ENCODING}, headers included)")
         print(f"{'page':<44} {'HTML':>7} {'CSS':>7} {'other':>7} {'total':>8}")
