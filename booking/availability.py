@@ -3,18 +3,22 @@ booking pages ask ("which days this month?", "which times that day?", "is this t
 
 The arithmetic is booking/slots.py's (pure, no ORM); this module only reads the rows it
 needs, in a fixed number of queries whatever the number of therapists or days, and never
-from a cache: book_appointment calls it under its lock to re-check.
+from a cache: book_appointment calls it under its lock to re-check. An Availability notes
+the schedule's version (booking.schedule_version) before it reads anything, so the pages it
+answers can be cached under that version (clinic.pagecache), and says until when what it
+read stays true by the clock alone (valid_until: a waitlist hold runs out).
 """
 
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from django.db.models import Min
 from django.utils import timezone
 
 from clinic.models import Closure
 
-from . import slots
+from . import schedule_version, slots
 from .models import Appointment, BookingRules, Hold, Room, RoomClosure, TimeOff, WorkingHours
 
 # How many days after a taken time "nearby" free times are looked for.
@@ -256,6 +260,11 @@ class Availability:
         # A treatment for two: the therapists that must be among the two (chosen by name).
         self.required = {therapist.pk for therapist in required}
         self.now = now or timezone.now()
+        # Read before anything it versions: a page cached under it may then show more than
+        # that version, never less. None (no cache) for someone moving or holding a time.
+        self.version = (
+            schedule_version.read_token() if ignoring is None and holding is None else None
+        )
         self.rules = rules or BookingRules.current()
         self.ignoring = ignoring
         self.holding = holding
@@ -284,6 +293,16 @@ class Availability:
         if self.ignoring is not None:  # its own time is no time to move to
             return [start for start in starts if start != self.ignoring.starts_at]
         return list(starts)
+
+    def valid_until(self):
+        """When the first active waitlist hold runs out (its time is free from then on, with
+        no write to say so), or None: what this read shows stays true until then."""
+        first = (
+            Hold.objects.active()
+            .filter(expires_at__gt=self.now)
+            .aggregate(first=Min("expires_at"))["first"]
+        )
+        return first
 
     def check_day(self, day):
         """Raise OutsideBookingWindow for a day that cannot be booked online."""

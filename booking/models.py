@@ -1070,3 +1070,19 @@ class HealthHistory(models.Model):
     @property
     def needs_clearance(self):
         return any(getattr(self, name) for name in Appointment.INTAKE_FIELDS)
+
+
+class ScheduleVersion(models.Model):
+    """One row whose token every write to a table that decides free times replaces, by a
+    database trigger in the same transaction (booking.schedule_version)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    token = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="schedule_version_is_singleton")
+        ]
+
+    def __str__(self):
+        return self.token
