@@ -324,7 +324,7 @@ def run_wrk_mixed(paths):
 
 
 def machine():
-    """One line naming the machine: CPU model, cores, load, memory; and the commit."""
+    """One line naming the machine (CPU model, cores, load) and the commit."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -358,7 +358,8 @@ def span(values, fmt):
 
 def main():
     loader = "wrk" if shutil.which("wrk") else "python load generator (wrk not found)"
-    print(machine())
+    started = machine()
+    print(started)
     print(
         f"HTTP: gunicorn -w 2, DEBUG off, PostgreSQL + Redis; {loader}, {CONNECTIONS} "
         f"connections, {SECONDS} s per run, {ROUNDS} rounds, Accept-Encoding: {ACCEPT_ENCODING}"
@@ -424,7 +425,8 @@ def main():
             )
             print(f"  (the mixed load picks at random among {len(mixed)} pages: {' '.join(mixed)})")
         print("targets: booking steps ≥ 0.30, cached pages ≥ 1.00, mixed p99 < 250 ms")
-        print(machine())
+        ending = " ".join(f"{value:.2f}" for value in os.getloadavg())
+        print(f"{started}; load at the end {ending}")
 
         print(f"\nBytes per page as served (Accept-Encoding: {ACCEPT_ENCODING}, headers included)")
         print(f"{'page':<44} {'HTML':>7} {'CSS':>7} {'other':>7} {'total':>8}")

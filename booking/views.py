@@ -30,6 +30,7 @@ from django_ratelimit.decorators import ratelimit
 from articles.models import Article
 from clinic.http import make_private, private_page
 from clinic.locking import Busy
+from clinic.pagecache import depends_on_schedule
 
 from . import links, services
 from .availability import Availability, OutsideBookingWindow
@@ -356,7 +357,16 @@ def choose_day(request, service, therapist):
     except _MonthRefused as exc:
         return _month_refused(request, exc, carry_params)
     context = _step_context(service, therapist, 3, article, **month)
-    return render(request, "booking/day.html", context)
+    return _showing_schedule(
+        render(request, "booking/day.html", context), availability, month["first_free"]
+    )
+
+
+def _showing_schedule(response, availability, first_free):
+    """`response` marked for the page cache: it shows the schedule `availability` read, and
+    stays true until its first free time is too close to book (clinic.pagecache)."""
+    until = None if first_free is None else first_free - availability.rules.min_notice
+    return depends_on_schedule(response, version=availability.version, until=until)
 
 
 @require_safe
@@ -389,7 +399,8 @@ def choose_time(request, service, therapist, day):
         times=_time_links(starts, time_url),
         back_url=day_url + _source_query(article, month=f"{day:%Y-%m}"),
     )
-    return render(request, "booking/time.html", context)
+    response = render(request, "booking/time.html", context)
+    return _showing_schedule(response, availability, starts[0] if starts else None)
 
 
 def _time_links(starts, time_url):

@@ -138,23 +138,28 @@ class RequestLogMiddleware:
     def __call__(self, request):
         started = time.monotonic()
         response = self.get_response(request)
-        method, path, status = request.method or "", loggable_path(request), response.status_code
-        method = _truncate(method, 16)
-        request_logger.log(
-            logging.ERROR if status >= 500 else logging.INFO,
-            "%s %s %s",
-            method,
-            path,
-            status,
-            extra={
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                "error": getattr(request, "clinic_log_error", None),
-            },
-        )
+        log_request(request, response.status_code, started)
         return response
+
+
+def log_request(request, status, started):
+    """The one line about `request`, answered `status`, begun at monotonic time `started`
+    (also written for pages the WSGI handler answers from the cache, clinic.pagecache)."""
+    method, path = _truncate(request.method or "", 16), loggable_path(request)
+    request_logger.log(
+        logging.ERROR if status >= 500 else logging.INFO,
+        "%s %s %s",
+        method,
+        path,
+        status,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "error": getattr(request, "clinic_log_error", None),
+        },
+    )
 
 
 def task_started(task=None, **kwargs):

@@ -1,15 +1,24 @@
 """Whole public pages served from the cache to anonymous visitors.
 
 A shared article can bring a thousand visitors in an hour; they all see the same page, so
-the second one should cost a cache read, not a render. PageCacheMiddleware sits just after
-WhiteNoise: a hit answers before sessions, CSRF, URL resolution or any query.
+the second one should cost a cache read, not a render. A hit is answered by the WSGI handler
+(clinic.wsgi: WSGIHandler below) before Django's request handling starts: no middleware, no
+signals, no URL resolution, no query. PageCacheMiddleware, the outermost but the request
+log, stores what the whole stack answered (security headers, CSP, Cache-Control, language,
+Vary, compression: every header a fresh render carries), and answers hits itself for
+what the handler leaves to it (HEAD, the test client, pages that depend on the schedule).
 
 What may be stored (all must hold):
 - a GET or HEAD with no session or messages cookie (staff and anyone with a flash message
   always get a fresh page);
 - a 200 from a view named in CACHEABLE_VIEWS: home, the articles (list, topic, detail,
-  feeds), sitemap, robots.txt and the newsletter page. Never a booking step (availability
-  is live), never a page about one visitor;
+  feeds), sitemap, robots.txt, the newsletter page, and the booking steps that are the same
+  for everybody (treatments, therapists, the month, a day's times: not the details form,
+  which carries a CSRF token). Never a page about one visitor;
+- for the month and a day's times (SCHEDULE_VIEWS), a schedule version the view read
+  before the rows it showed (booking.schedule_version): the entry keeps it and is served
+  only while it is still the current one (one query), and only until the first free time
+  it shows is too close to book;
 - a response that sets no cookie, carries no CSRF token and does not say private or
   no-store (a staff preview says private).
 
@@ -18,8 +27,9 @@ Entries are keyed by scheme, host name, path, the query parameters the page's vi
 is ignored, so `?utm_source=…` or a crawler's junk shares the page's one entry) and the
 encoding the client accepts (gzip or not: the compressed body is stored, so a hit does no
 compression either). A search (`?q=`) is never stored: its text is the visitor's, unbounded,
-and one entry per phrase would let anyone fill the cache. So the number of entries is bounded
-by the site's content, not by what visitors type.
+and one entry per phrase would let anyone fill the cache; nor is a booking step reached from
+an article or a therapist's page (`?from=`, `?therapist=`: the visitor's text too). So the
+number of entries is bounded by the site's content, not by what visitors type.
 
 Invalidation: every entry is tagged with the cache's version, a random token read when the
 request began; saving or deleting anything a public page shows (articles, topics, authors,
@@ -34,12 +44,15 @@ The cache is optional: with Redis down a read is a miss and the page is rendered
 import hashlib
 import logging
 import re
+import time as monotonic_clock
 import uuid
 from datetime import datetime, time, timedelta
+from http import HTTPStatus
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.handlers import wsgi
 from django.db import transaction
 from django.db.models import Min
 from django.http import HttpResponse
@@ -62,19 +75,32 @@ CACHEABLE_VIEWS = frozenset(
         "articles:rss",
         "articles:atom",
         "newsletter:signup",
+        "booking:start",
+        "booking:therapist",
+        "booking:day",
+        "booking:time",
     }
 )
-# Paths that can lead to a cacheable view: anything else is not even looked up, so a
-# booking step pays no cache round trip.
-_CANDIDATE = re.compile(r"^/(?:(?:es/)?(?:articles/.*|newsletter/)?|robots\.txt|sitemap\.xml)$")
+# The pages that show free times: stored with the schedule's version, see the module.
+SCHEDULE_VIEWS = frozenset({"booking:day", "booking:time"})
+# Paths that can lead to a cacheable view: anything else is not even looked up, so the
+# details step or a manage link pays no cache round trip.
+_CANDIDATE = re.compile(
+    r"^/(?:(?:es/)?(?:articles/.*|newsletter/|book/(?!(?:manage|appointment|waitlist)/)"
+    r"(?:[\w-]+/(?:[\w-]+/(?:\d{4}-\d{2}-\d{2}/)?)?)?)?|robots\.txt|sitemap\.xml)$"
+)
 # The query parameters each cacheable page's view reads (by path); every other one is
 # left out of the key. Views that read none (home, an article, feeds...) are not listed.
 QUERY_PARAMETERS = (
     (re.compile(r"^/(?:es/)?articles/$"), ("page", "topic")),
     (re.compile(r"^/(?:es/)?articles/topics/[^/]+/$"), ("page",)),
+    (re.compile(r"^/(?:es/)?book/[\w-]+/[\w-]+/$"), ("month",)),
 )
 # Parameters that make a page about what one visitor typed: never stored or looked up.
 UNCACHED_PARAMETERS = frozenset({"q"})
+# The same on the booking steps, which carry the article or therapist a visitor came from.
+UNCACHED_BOOKING_PARAMETERS = frozenset({"q", "from", "therapist"})
+_BOOKING = re.compile(r"^/(?:es/)?book/")
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 _SKIPPED_HEADERS = frozenset({"set-cookie"})
 MESSAGES_COOKIE = "messages"
@@ -150,7 +176,10 @@ def _is_candidate(request):
     cookies = request.COOKIES
     if settings.SESSION_COOKIE_NAME in cookies or MESSAGES_COOKIE in cookies:
         return False
-    if any(request.GET.get(name) for name in UNCACHED_PARAMETERS):
+    uncached = (
+        UNCACHED_BOOKING_PARAMETERS if _BOOKING.match(request.path_info) else UNCACHED_PARAMETERS
+    )
+    if any(request.GET.get(name) for name in uncached):
         return False
     return "HTTP_AUTHORIZATION" not in request.META and bool(_CANDIDATE.match(request.path_info))
 
@@ -169,6 +198,27 @@ def _storable(request, response):
     return not holds_csrf_token(response)
 
 
+def _lookup(key):
+    """(current version, entry or None) for `key`; the version is created when missing."""
+    found = cache.get_many([VERSION_KEY, key])
+    version = found.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, uuid.uuid4().hex, None)
+        version = cache.get(VERSION_KEY)
+    return version, found.get(key)
+
+
+def depends_on_schedule(response, *, version, until=None):
+    """Mark a booking page's `response` as showing the schedule at `version` (the token the
+    view read before its rows; None: it may not be stored) and true until `until` at most."""
+    response.page_cache_schedule = (version, until)
+    return response
+
+
+# The WSGI environ key under which the handler leaves its lookup for the middleware.
+_LOOKED_UP = "clinic.pagecache.looked_up"
+
+
 class PageCacheMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -176,28 +226,28 @@ class PageCacheMiddleware:
     def __call__(self, request):
         if not _is_candidate(request):
             return self.get_response(request)
-        key = _key(request)
-        try:
-            found = cache.get_many([VERSION_KEY, key])
-            version = found.get(VERSION_KEY)
-            if version is None:
-                cache.add(VERSION_KEY, uuid.uuid4().hex, None)
-                version = cache.get(VERSION_KEY)
-        except Exception:  # noqa: BLE001  # the cache is optional: render the page
-            logger.warning("Page cache unavailable", exc_info=True)
-            found, version = {}, None
-        entry = found.get(key)
-        if entry is not None and version is not None and entry[0] == version:
+        looked_up = request.META.pop(_LOOKED_UP, None)
+        if looked_up is not None:
+            key, version, entry = looked_up
+        else:
+            key = _key(request)
+            try:
+                version, entry = _lookup(key)
+            except Exception:  # noqa: BLE001  # the cache is optional: render the page
+                logger.warning("Page cache unavailable", exc_info=True)
+                version, entry = None, None
+        fresh = entry is not None and version is not None and entry[0] == version
+        if fresh and _schedule_unchanged(entry):
             return self._replay(entry)
         response = self.get_response(request)
         if version is not None and _storable(request, response):
-            self._store(key, version, response)
+            self._store(key, version, request, response)
         response["X-Page-Cache"] = "miss"
         return response
 
     @staticmethod
     def _replay(entry):
-        _version, status, headers, content = entry
+        _version, status, headers, content, _schedule = entry
         response = HttpResponse(content, status=status)
         for name, value in headers:
             response[name] = value
@@ -205,9 +255,17 @@ class PageCacheMiddleware:
         return response
 
     @staticmethod
-    def _store(key, version, response):
+    def _store(key, version, request, response):
         try:
-            seconds = _seconds_to_live(timezone.now())
+            now = timezone.now()
+            seconds = _seconds_to_live(now)
+            schedule = None
+            if request.resolver_match.view_name in SCHEDULE_VIEWS:
+                schedule, until = getattr(response, "page_cache_schedule", (None, None))
+                if schedule is None:
+                    return
+                if until is not None:
+                    seconds = min(seconds, int((until - now).total_seconds()))
             if seconds <= 0:
                 return
             headers = [
@@ -215,9 +273,61 @@ class PageCacheMiddleware:
                 for name, value in response.items()
                 if name.lower() not in _SKIPPED_HEADERS
             ]
-            cache.set(key, (version, response.status_code, headers, response.content), seconds)
+            entry = (version, response.status_code, headers, response.content, schedule)
+            cache.set(key, entry, seconds)
         except Exception:  # noqa: BLE001  # the cache is optional
             logger.warning("Could not store a page in the cache", exc_info=True)
+
+
+def _schedule_unchanged(entry):
+    """Whether `entry` shows the schedule as it is now (always, for a page that shows none)."""
+    from booking.schedule_version import read_token
+
+    if entry[4] is None:
+        return True
+    try:
+        return read_token() == entry[4]
+    except Exception:  # noqa: BLE001  # the database's trouble is the view's to answer
+        return False
+
+
+class WSGIHandler(wsgi.WSGIHandler):
+    """Django's WSGI handler, answering a cached page before Django's request handling.
+
+    A hit here costs a request object, the key and one cache read: no middleware, no
+    request signals, no URL resolution. The entry is what the whole stack answered, so it
+    carries every header a fresh render does; the request log gets its line as usual.
+    Only GETs of pages that show no schedule (those need a query: the middleware checks
+    them); anything else, or any trouble, goes the ordinary way, with the lookup passed on
+    so it is not made twice.
+    """
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "GET":
+            answer = self._from_cache(environ, start_response)
+            if answer is not None:
+                return answer
+        return super().__call__(environ, start_response)
+
+    def _from_cache(self, environ, start_response):
+        from .logging import log_request
+
+        started = monotonic_clock.monotonic()
+        try:
+            request = self.request_class(environ)
+            if not _is_candidate(request):
+                return None
+            key = _key(request)
+            version, entry = _lookup(key)
+        except Exception:  # noqa: BLE001  # the cache is optional: Django answers
+            return None
+        environ[_LOOKED_UP] = (key, version, entry)
+        if entry is None or version is None or entry[0] != version or entry[4] is not None:
+            return None
+        _version, status, headers, content, _schedule = entry
+        start_response(f"{status} {HTTPStatus(status).phrase}", [*headers, ("X-Page-Cache", "hit")])
+        log_request(request, status, started)
+        return [content]
 
 
 # Models whose rows a cached page shows; saving or deleting one retires every page.

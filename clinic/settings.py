@@ -107,14 +107,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: one log line for every response, whichever middleware made it.
     "clinic.logging.RequestLogMiddleware",
+    # Whole public pages for anonymous visitors, stored with every header the stack below
+    # adds (security, permissions, caching), so a hit needs none of it; clinic.wsgi answers
+    # most hits before Django's request handling even starts.
+    "clinic.pagecache.PageCacheMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "clinic.middleware.PermissionsPolicyMiddleware",
-    # Above anything that answers from a cache (its answers get the header too) and above
-    # sessions, CSRF and messages (a response that sets their cookies is personal).
+    # Above sessions, CSRF and messages (a response that sets their cookies is personal).
     "clinic.middleware.CacheControlMiddleware",
-    # Whole public pages for anonymous visitors, before sessions, CSRF or any query.
-    "clinic.pagecache.PageCacheMiddleware",
     # Inside the page cache, so a hit is stored trimmed and compressed (never with a secret).
     "clinic.compression.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,6 +1,11 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+# Django's handler, but a cached page is answered before Django's request handling starts.
+from clinic.pagecache import WSGIHandler  # noqa: E402
+
+application = WSGIHandler()

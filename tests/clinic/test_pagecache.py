@@ -5,6 +5,8 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from django.core.signals import request_started
+from django.db import close_old_connections
 from django.http import HttpResponse
 from django.template import engines
 from django.test import RequestFactory
@@ -126,19 +128,44 @@ def test_cached_pages_end_at_the_clinics_midnight():
     assert pagecache._seconds_to_live(late) == 60
 
 
+@pytest.mark.parametrize("path", ["/book/", "/book/massage-60/", "/es/book/"])
+def test_the_treatment_and_therapist_steps_are_the_same_for_everybody_and_cached(
+    client, path, django_assert_num_queries
+):
+    first = client.get(path)
+    assert first["X-Page-Cache"] == "miss"
+    with django_assert_num_queries(0):
+        second = client.get(path)
+    assert second["X-Page-Cache"] == "hit"
+    assert second.content == first.content
+
+
 @pytest.mark.parametrize(
-    "path",
-    [
-        "/book/",
-        "/book/massage-60/",
-        "/book/massage-60/any/",
-    ],
+    "query", ["?from=tight-calf-muscles-low-back-pain", "?therapist=maria-lopez", "?q=x"]
 )
-def test_booking_steps_are_never_served_from_the_page_cache(client, path):
+def test_a_booking_step_reached_from_an_article_or_a_therapist_is_never_cached(client, query):
+    # The visitor's text: one entry per value would let anyone fill the cache.
     for _ in range(2):
-        response = client.get(path)
+        assert "X-Page-Cache" not in client.get(f"/book/{query}")
+        assert "X-Page-Cache" not in client.get(f"/book/massage-60/any/{query}")
+
+
+def test_the_details_step_and_a_manage_link_are_never_looked_up_or_stored(client):
+    month = client.get("/book/massage-60/any/").content.decode()
+    day = re.search(r'href="(/book/massage-60/any/\d{4}-\d{2}-\d{2}/)"', month).group(1)
+    details = re.search(rf'href="({day}\d{{4}}/)"', client.get(day).content.decode()).group(1)
+    for _ in range(2):
+        response = client.get(details)
         assert response.status_code == 200
         assert "X-Page-Cache" not in response
+    assert "X-Page-Cache" not in client.get("/book/manage/some-token/")
+
+
+def test_inside_a_transaction_the_month_and_times_are_rendered_fresh(client):
+    # A test's transaction never commits, so the schedule's version cannot vouch for a copy
+    # (tests/booking/test_cached_availability.py shows them cached after real commits).
+    for _ in range(2):
+        assert client.get("/book/massage-60/any/")["X-Page-Cache"] == "miss"
 
 
 def test_the_time_step_shows_a_time_taken_a_moment_ago_as_gone(client, patient, still_clock):
@@ -161,7 +188,7 @@ def test_the_time_step_shows_a_time_taken_a_moment_ago_as_gone(client, patient, 
         except Exception:  # noqa: BLE001, S112  # that therapist is not free then: the next
             continue
     again = client.get(day_path)
-    assert "X-Page-Cache" not in again
+    assert again["X-Page-Cache"] == "miss"
     assert f'href="{day_path}{first}/"' not in again.content.decode()
 
 
@@ -314,3 +341,88 @@ def test_a_search_is_answered_but_never_stored(client):
         response = client.get(f"/articles/?q=calf{n}")
         assert response.status_code == 200 and "X-Page-Cache" not in response
     assert page_cache_keys() - before == set()
+
+
+# --- the WSGI handler: hits answered before Django's request handling ------------------------
+def wsgi_get(path, **headers):
+    """(status, headers as a dict, body, whether Django's request handling ran) of one GET
+    through the site's WSGI application."""
+    from clinic.wsgi import application
+
+    environ = dict(RequestFactory(**headers).get(path).environ)
+    handled = []
+    original = application.get_response
+
+    def get_response(request):
+        handled.append(request)
+        return original(request)
+
+    answer = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        answer["status"] = status
+        answer["headers"] = response_headers
+
+    application.get_response = get_response
+    # As Django's test client does: the test's connection must outlive the request.
+    request_started.disconnect(close_old_connections)
+    try:
+        body = b"".join(application(environ, start_response))
+    finally:
+        request_started.connect(close_old_connections)
+        del application.get_response
+    return answer["status"], dict(answer["headers"]), body, bool(handled)
+
+
+@pytest.mark.parametrize("path", ["/", "/es/", CALF, "/book/", "/es/book/massage-60/"])
+@pytest.mark.parametrize("encoding", ["", "gzip, deflate, br"])
+def test_a_hit_answered_early_carries_every_header_of_a_fresh_render(path, encoding, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    headers = {"HTTP_ACCEPT_ENCODING": encoding, "HTTP_X_FORWARDED_PROTO": "https"}
+    status, fresh, body, handled = wsgi_get(path, **headers)
+    assert (status, fresh["X-Page-Cache"], handled) == ("200 OK", "miss", True)
+    status, hit, hit_body, handled = wsgi_get(path, **headers)
+    assert (status, hit["X-Page-Cache"], handled) == ("200 OK", "hit", False)
+    assert hit_body == body
+    assert {**hit, "X-Page-Cache": "miss"} == fresh
+    for header in (
+        "Content-Security-Policy",
+        "Strict-Transport-Security",
+        "X-Content-Type-Options",
+        "Referrer-Policy",
+        "Permissions-Policy",
+        "Cache-Control",
+        "Vary",
+    ):
+        assert header in hit, header
+    assert hit["Content-Language"] == ("es" if path.startswith("/es/") else "en")
+    assert ("Content-Encoding" in hit) == bool(encoding)
+
+
+def test_a_hit_answered_early_still_gets_its_line_in_the_request_log(caplog):
+    wsgi_get(CALF)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="clinic.request"):
+        assert wsgi_get(CALF)[1]["X-Page-Cache"] == "hit"
+    (line,) = [r for r in caplog.records if r.name == "clinic.request"]
+    assert (line.method, line.path, line.status) == ("GET", CALF, 200)
+
+
+def test_signed_in_visitors_and_forms_are_never_answered_early(settings):
+    wsgi_get("/")
+    assert wsgi_get("/")[3] is False  # warm: anonymous visitors get the copy
+    cookie = {"HTTP_COOKIE": f"{settings.SESSION_COOKIE_NAME}=anything"}
+    status, headers, _body, handled = wsgi_get("/", **cookie)
+    assert handled and "X-Page-Cache" not in headers
+    assert wsgi_get("/?q=calf")[3] is True
+
+
+def test_a_page_changed_by_staff_is_not_answered_early_from_the_old_copy():
+    wsgi_get(CALF)
+    article = calf()
+    article.title = "Calves, and your back"
+    save_article(article=article)
+    status, headers, body, handled = wsgi_get(CALF)
+    assert handled and headers["X-Page-Cache"] == "miss"
+    assert b"Calves, and your back" in body

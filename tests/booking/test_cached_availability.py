@@ -1,0 +1,149 @@
+"""Free times from the cache: served again while the schedule is unchanged, never after a write
+that changed it, however that write was made.
+
+Transactional (real commits), because a copy is only ever kept outside a transaction and
+PostgreSQL replaces the schedule's version at COMMIT. Each test first shows the copy is
+served (a hit), so the fresh page after the write is the invalidation's doing.
+"""
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from booking.availability import Availability
+from booking.models import (
+    Appointment,
+    BookingRules,
+    Service,
+    Therapist,
+    TimeOff,
+    WorkingHours,
+)
+from booking.services import SlotUnavailable, book_appointment
+from clinic.models import ClinicProfile, Closure
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MONTH = "/book/massage-60/any/"
+
+
+@pytest.fixture(autouse=True)
+def _seeded(seeded, still_clock):
+    return seeded
+
+
+def free_days(page):
+    return re.findall(r'href="/book/massage-60/any/(\d{4}-\d{2}-\d{2})/"', page)
+
+
+def cached_twice(client, path):
+    """The page, after checking that its second visit came from the cache."""
+    assert client.get(path)["X-Page-Cache"] == "miss"
+    second = client.get(path)
+    assert second["X-Page-Cache"] == "hit"
+    return second.content.decode()
+
+
+def book_every_therapist(start, patient):
+    """Book `start` with every therapist free then, so nobody is."""
+    service = Service.objects.get(slug="massage-60")
+    for therapist in Therapist.objects.offering(service):
+        try:
+            book_appointment(service=service, therapist=therapist, start=start, patient=patient)
+        except SlotUnavailable:
+            continue
+
+
+def local_day(iso):
+    return datetime.strptime(iso, "%Y-%m-%d").date()
+
+
+def test_time_off_written_around_every_service_makes_the_next_month_page_fresh(client):
+    first = free_days(cached_twice(client, MONTH))[0]
+    day = local_day(first)
+    tz = timezone.get_default_timezone()
+    # bulk_create: no save(), no signal; only the database's trigger can notice.
+    TimeOff.objects.bulk_create(
+        TimeOff(
+            therapist=therapist,
+            starts_at=datetime.combine(day, datetime.min.time(), tzinfo=tz),
+            ends_at=datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz),
+        )
+        for therapist in Therapist.objects.all()
+    )
+    again = client.get(MONTH)
+    assert again["X-Page-Cache"] == "miss"
+    assert first not in free_days(again.content.decode())
+
+
+def test_a_closure_changed_by_a_queryset_update_shows_on_the_next_month_page(client):
+    first = free_days(cached_twice(client, MONTH))[0]
+    closure = Closure.objects.create(
+        clinic=ClinicProfile.objects.get(),
+        starts_on=local_day("2000-01-01"),
+        ends_on=local_day("2000-01-01"),
+    )
+    assert free_days(cached_twice(client, MONTH))[0] == first
+    Closure.objects.filter(pk=closure.pk).update(
+        starts_on=local_day(first), ends_on=local_day(first)
+    )
+    assert first not in free_days(client.get(MONTH).content.decode())
+
+
+def test_a_time_booked_a_moment_ago_is_gone_from_the_next_time_page(client, patient):
+    day = free_days(client.get(MONTH).content.decode())[0]
+    path = f"{MONTH}{day}/"
+    times = re.findall(rf'href="{path}(\d{{4}})/"', cached_twice(client, path))
+    start = timezone.make_aware(
+        datetime.combine(local_day(day), datetime.strptime(times[0], "%H%M").time())
+    )
+    book_every_therapist(start, patient)
+    again = client.get(path)
+    assert again["X-Page-Cache"] == "miss"
+    assert times[0] not in re.findall(rf'href="{path}(\d{{4}})/"', again.content.decode())
+
+
+def test_a_cancellation_made_by_raw_sql_frees_the_time_on_the_next_time_page(client, patient):
+    day = free_days(client.get(MONTH).content.decode())[0]
+    path = f"{MONTH}{day}/"
+    times = re.findall(rf'href="{path}(\d{{4}})/"', client.get(path).content.decode())
+    start = timezone.make_aware(
+        datetime.combine(local_day(day), datetime.strptime(times[0], "%H%M").time())
+    )
+    book_every_therapist(start, patient)
+    assert times[0] not in re.findall(rf'href="{path}(\d{{4}})/"', cached_twice(client, path))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE booking_appointment SET status = %s, cancelled_at = %s",
+            [Appointment.Status.CANCELLED, timezone.now()],
+        )
+    assert times[0] in re.findall(rf'href="{path}(\d{{4}})/"', client.get(path).content.decode())
+
+
+def test_booking_rules_changed_in_the_admin_way_apply_to_the_next_page(client):
+    assert free_days(cached_twice(client, MONTH))
+    BookingRules.objects.update(max_days_ahead=1, min_notice_minutes=3 * 24 * 60)
+    assert free_days(client.get(MONTH).content.decode()) == []
+
+
+def test_the_availability_a_page_asks_reads_the_tables_once_per_version(db):
+    service = Service.objects.get(slug="massage-60")
+    therapists = list(Therapist.objects.offering(service))
+
+    def month_queries():
+        with CaptureQueriesContext(connection) as queries:
+            availability = Availability(service=service, therapists=therapists)
+            month = availability.opening_month()
+        return len(queries), month.free_days
+
+    cold, free = month_queries()
+    warm, free_again = month_queries()
+    assert free_again == free
+    assert warm == 1 < cold  # the version only
+    WorkingHours.objects.update(opens=F("opens"))  # changes nothing, but is a write
+    assert month_queries()[0] == cold
