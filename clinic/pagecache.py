@@ -44,7 +44,7 @@ The cache is optional: with Redis down a read is a miss and the page is rendered
 import hashlib
 import logging
 import re
-import time as monotonic_clock
+import time as clock
 import uuid
 from datetime import datetime, time, timedelta
 from http import HTTPStatus
@@ -59,6 +59,7 @@ from django.http import HttpResponse
 from django.http.request import split_domain_port
 from django.utils import timezone
 
+from . import pagecopies
 from .http import holds_csrf_token, is_private
 
 logger = logging.getLogger(__name__)
@@ -107,11 +108,14 @@ MESSAGES_COOKIE = "messages"
 
 
 def bump_version():
-    """Retire every cached page: the next request for each renders it again."""
+    """Retire every cached page: the next request for each renders it again (in every
+    process: the copies they keep in memory listen for this, clinic.pagecopies)."""
+    version = uuid.uuid4().hex
     try:
-        cache.set(VERSION_KEY, uuid.uuid4().hex, None)
+        cache.set(VERSION_KEY, version, None)
     except Exception:  # noqa: BLE001  # the cache is optional: entries expire by themselves
         logger.warning("Could not retire cached pages", exc_info=True)
+    pagecopies.publish(version)
 
 
 def retire_pages(**kwargs):
@@ -199,13 +203,28 @@ def _storable(request, response):
 
 
 def _lookup(key):
-    """(current version, entry or None) for `key`; the version is created when missing."""
+    """(current version, entry or None) for `key`: from this process's memory when it knows
+    the version for sure (clinic.pagecopies), else from the cache, where the version is
+    created when missing. An entry is (version, status, headers, body, schedule version or
+    None, expiry as a Unix time)."""
+    version = pagecopies.copies.version()
+    if version is not None:
+        entry = pagecopies.copies.entry(key, version)
+        if entry is not None:
+            return version, entry
     found = cache.get_many([VERSION_KEY, key])
     version = found.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, uuid.uuid4().hex, None)
         version = cache.get(VERSION_KEY)
-    return version, found.get(key)
+    if version is not None:
+        pagecopies.copies.follow(VERSION_KEY)
+    entry = found.get(key)
+    if entry is not None and (len(entry) != 6 or entry[5] <= clock.time()):
+        entry = None  # written by an older release, or outlived its page
+    if entry is not None and entry[0] == version:
+        pagecopies.copies.keep(key, entry)
+    return version, entry
 
 
 def depends_on_schedule(response, *, version, until=None):
@@ -247,7 +266,7 @@ class PageCacheMiddleware:
 
     @staticmethod
     def _replay(entry):
-        _version, status, headers, content, _schedule = entry
+        _version, status, headers, content, _schedule, _expires = entry
         response = HttpResponse(content, status=status)
         for name, value in headers:
             response[name] = value
@@ -273,8 +292,16 @@ class PageCacheMiddleware:
                 for name, value in response.items()
                 if name.lower() not in _SKIPPED_HEADERS
             ]
-            entry = (version, response.status_code, headers, response.content, schedule)
+            entry = (
+                version,
+                response.status_code,
+                headers,
+                response.content,
+                schedule,
+                clock.time() + seconds,
+            )
             cache.set(key, entry, seconds)
+            pagecopies.copies.keep(key, entry)
         except Exception:  # noqa: BLE001  # the cache is optional
             logger.warning("Could not store a page in the cache", exc_info=True)
 
@@ -312,7 +339,7 @@ class WSGIHandler(wsgi.WSGIHandler):
     def _from_cache(self, environ, start_response):
         from .logging import log_request
 
-        started = monotonic_clock.monotonic()
+        started = clock.monotonic()
         try:
             request = self.request_class(environ)
             if not _is_candidate(request):
@@ -324,7 +351,7 @@ class WSGIHandler(wsgi.WSGIHandler):
         environ[_LOOKED_UP] = (key, version, entry)
         if entry is None or version is None or entry[0] != version or entry[4] is not None:
             return None
-        _version, status, headers, content, _schedule = entry
+        _version, status, headers, content, _schedule, _expires = entry
         start_response(f"{status} {HTTPStatus(status).phrase}", [*headers, ("X-Page-Cache", "hit")])
         log_request(request, status, started)
         return [content]

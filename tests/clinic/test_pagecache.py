@@ -426,3 +426,41 @@ def test_a_page_changed_by_staff_is_not_answered_early_from_the_old_copy():
     status, headers, body, handled = wsgi_get(CALF)
     assert handled and headers["X-Page-Cache"] == "miss"
     assert b"Calves, and your back" in body
+
+
+def test_a_copy_kept_in_memory_is_dropped_when_another_process_retires_the_pages(client, settings):
+    # Pass (b): each process keeps recent pages in memory, trusted only while Redis's
+    # announcements say nothing changed. Another process's bump is played here by hand.
+    if not settings.REDIS_URL:
+        pytest.skip("Redis is not configured in this pass (pass (a): the embedded default)")
+    from django.core.cache import caches
+
+    from clinic import pagecopies
+    from tests.conftest import wait_for
+
+    client.get(CALF)
+    wait_for(lambda: pagecopies.copies.version() is not None)
+    assert client.get(CALF)["X-Page-Cache"] == "hit"
+    redis = caches["default"]._cache.get_client(write=True)
+    redis.set(caches["default"].make_key(pagecache.VERSION_KEY), b"another process's")
+    redis.publish(caches["default"].make_key(pagecopies.CHANNEL), "bumped")
+    wait_for(lambda: client.get(CALF)["X-Page-Cache"] == "miss")
+
+
+def test_a_copy_kept_in_memory_is_served_without_asking_redis(client, settings, monkeypatch):
+    if not settings.REDIS_URL:
+        pytest.skip("Redis is not configured in this pass (pass (a): the embedded default)")
+    from django.core.cache import cache
+
+    from clinic import pagecopies
+    from tests.conftest import wait_for
+
+    client.get(CALF)
+    wait_for(lambda: pagecopies.copies.version() is not None)
+    client.get(CALF)
+
+    def no_redis(*args, **kwargs):
+        raise AssertionError("asked Redis")
+
+    monkeypatch.setattr(cache, "get_many", no_redis)
+    assert client.get(CALF)["X-Page-Cache"] == "hit"
