@@ -507,6 +507,9 @@ def _details_form(request, availability, start, context):
                 for s in nearby
             ],
         )
+    key = _blank_form_key(request, availability, context)
+    if key is not None:
+        return _blank_details_form(request, key, start, context)
     form = DetailsForm(
         slot_choices=_slot_choices([start]),
         **_form_kwargs(context["service"]),
@@ -518,6 +521,64 @@ def _details_form(request, availability, start, context):
         },
     )
     return render(request, "booking/details.html", {**context, "form": form})
+
+
+# The blank details form is the same for every visitor to one address but for two secrets,
+# the CSRF token and the one-time submission key: it is rendered once with these in their
+# place and each visitor gets their own put in (never another's).
+_CSRF_HOLE = "csrf-token-goes-here-0c1f5e"
+_KEY_HOLE = "submission-key-goes-here-7d2a9b"
+BLANK_FORM_SECONDS = 10 * 60
+
+
+def _blank_form_key(request, availability, context):
+    """The cache key of this address's blank form, or None when it must be rendered: a
+    waitlist offer, a visitor with a session or a message waiting, a schedule or page
+    version not known for sure (inside a transaction, the cache unavailable)."""
+    from clinic.pagecache import MESSAGES_COOKIE, current_version
+
+    if request.method != "GET" or context["hold"] is not None or context["offer"]:
+        return None
+    if settings.SESSION_COOKIE_NAME in request.COOKIES or MESSAGES_COOKIE in request.COOKIES:
+        return None
+    pages = current_version()
+    if availability.version is None or pages is None:
+        return None
+    # What the page shows besides the form: the schedule's rules, the site's content (the
+    # page cache's version), today's closures in the footer, the "short notice" warning.
+    parts = [
+        request.path,
+        translation.get_language(),
+        context["source_article"].slug if context["source_article"] else "",
+        availability.version,
+        pages,
+        availability.today.isoformat(),
+        str(context["short_notice"]),
+    ]
+    return "blankform:" + ":".join(parts)
+
+
+def _blank_details_form(request, key, start, context):
+    from django.core.cache import cache
+    from django.middleware.csrf import get_token
+
+    html = cache.get(key)
+    if html is None:
+        form = DetailsForm(
+            slot_choices=_slot_choices([start]),
+            intake_fields=context["service"].intake_fields,
+            initial={
+                "slot": start.isoformat(),
+                "submission_key": _KEY_HOLE,
+                "source": context["source_article"].slug if context["source_article"] else "",
+            },
+        )
+        page = {**context, "form": form, "csrf_token": _CSRF_HOLE}
+        html = render(request, "booking/details.html", page).content.decode()
+        cache.set(key, html, BLANK_FORM_SECONDS)
+    # get_token() also has CsrfViewMiddleware send this visitor's cookie, as a render would.
+    html = html.replace(_CSRF_HOLE, get_token(request)).replace(_KEY_HOLE, uuid.uuid4().hex)
+    return HttpResponse(html)
 
 
 def _book(request, availability, start, context):

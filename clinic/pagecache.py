@@ -227,6 +227,18 @@ def _lookup(key):
     return version, entry
 
 
+def current_version():
+    """The page cache's version (None when the cache cannot say): for other caches of what
+    a public page shows, retired with the pages."""
+    version = pagecopies.copies.version()
+    if version is None:
+        try:
+            version = cache.get(VERSION_KEY)
+        except Exception:  # noqa: BLE001  # the cache is optional
+            return None
+    return version
+
+
 def depends_on_schedule(response, *, version, until=None):
     """Mark a booking page's `response` as showing the schedule at `version` (the token the
     view read before its rows; None: it may not be stored) and true until `until` at most."""

@@ -147,3 +147,60 @@ def test_the_availability_a_page_asks_reads_the_tables_once_per_version(db):
     assert warm == 1 < cold  # the version only
     WorkingHours.objects.update(opens=F("opens"))  # changes nothing, but is a write
     assert month_queries()[0] == cold
+
+
+def details_path(client):
+    day = free_days(client.get(MONTH).content.decode())[0]
+    times = re.findall(
+        rf'href="{MONTH}{day}/(\d{{4}})/"', client.get(f"{MONTH}{day}/").content.decode()
+    )
+    return f"{MONTH}{day}/{times[-1]}/"
+
+
+def secrets_of(page):
+    return (
+        re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1),
+        re.search(r'name="submission_key" value="([^"]+)"', page).group(1),
+    )
+
+
+def test_visitors_of_one_details_form_never_share_its_secrets_and_each_can_book(client):
+    from django.test import Client
+
+    path = details_path(client)
+    first_visitor, second_visitor = (
+        Client(enforce_csrf_checks=True),
+        Client(enforce_csrf_checks=True),
+    )
+    first = first_visitor.get(path)
+    second = second_visitor.get(path)
+    assert [t.name for t in second.templates] == []  # the blank form came from the cache
+    assert first.status_code == second.status_code == 200
+    first_secrets, second_secrets = (
+        secrets_of(first.content.decode()),
+        secrets_of(second.content.decode()),
+    )
+    assert first_secrets[0] != second_secrets[0] and first_secrets[1] != second_secrets[1]
+    assert "csrf-token-goes-here" not in second.content.decode()
+    assert settings_cookie(second) and second["Cache-Control"] == first["Cache-Control"]
+    page = second.content.decode()
+    data = {
+        "csrfmiddlewaretoken": second_secrets[0],
+        "submission_key": second_secrets[1],
+        "slot": re.search(r'name="slot" value="([^"]+)"', page).group(1),
+        "name": "Pat Example",
+        "email": "pat@example.com",
+        "phone": "(209) 555-0142",
+        "consent": "on",
+        **{name: "no" for name in re.findall(r'name="(intake_[a-z_]+)"', page)},
+    }
+    booked = second_visitor.post(path, data)
+    assert booked.status_code == 303, booked.content.decode()[:2000]
+    # Booked: the same address is no blank form any more, for anybody.
+    assert Client().get(path).status_code == 409
+
+
+def settings_cookie(response):
+    from django.conf import settings
+
+    return settings.CSRF_COOKIE_NAME in response.cookies
