@@ -6,7 +6,7 @@ the second one should cost a cache read, not a render. A hit is answered by the 
 signals, no URL resolution, no query. PageCacheMiddleware, the outermost but the request
 log, stores what the whole stack answered (security headers, CSP, Cache-Control, language,
 Vary, compression: every header a fresh render carries), and answers hits itself for
-what the handler leaves to it (HEAD, the test client, pages that depend on the schedule).
+what the handler leaves to it (HEAD, the test client, a failed schedule check).
 
 What may be stored (all must hold):
 - a GET or HEAD with no session or messages cookie (staff and anyone with a flash message
@@ -336,9 +336,8 @@ class WSGIHandler(wsgi.WSGIHandler):
     A hit here costs a request object, the key and one cache read: no middleware, no
     request signals, no URL resolution. The entry is what the whole stack answered, so it
     carries every header a fresh render does; the request log gets its line as usual.
-    Only GETs of pages that show no schedule (those need a query: the middleware checks
-    them); anything else, or any trouble, goes the ordinary way, with the lookup passed on
-    so it is not made twice.
+    Only GETs; anything else, or any trouble, goes the ordinary way, with the lookup passed
+    on so it is not made twice.
     """
 
     def __call__(self, environ, start_response):
@@ -361,7 +360,12 @@ class WSGIHandler(wsgi.WSGIHandler):
         except Exception:  # noqa: BLE001  # the cache is optional: Django answers
             return None
         environ[_LOOKED_UP] = (key, version, entry)
-        if entry is None or version is None or entry[0] != version or entry[4] is not None:
+        if entry is None or version is None or entry[0] != version:
+            return None
+        # A page showing free times costs one query here (no health check first: a broken
+        # connection fails it, and Django's own handling, which replaces the connection,
+        # answers instead).
+        if not _schedule_unchanged(entry):
             return None
         _version, status, headers, content, _schedule, _expires = entry
         start_response(f"{status} {HTTPStatus(status).phrase}", [*headers, ("X-Page-Cache", "hit")])
