@@ -477,3 +477,37 @@ def appointment(booking_rules, clinic, therapist, service, at, patient):
     from booking.services import book_appointment
 
     return book_appointment(service=service, therapist=therapist, start=at(10), patient=patient)
+
+
+def wsgi_get(path, **headers):
+    """(status, headers as a dict, body, whether Django's request handling ran) of one GET
+    through the site's WSGI application."""
+    from django.core.signals import request_started
+    from django.db import close_old_connections
+    from django.test import RequestFactory
+
+    from clinic.wsgi import application
+
+    environ = dict(RequestFactory(**headers).get(path).environ)
+    handled = []
+    original = application.get_response
+
+    def get_response(request):
+        handled.append(request)
+        return original(request)
+
+    answer = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        answer["status"] = status
+        answer["headers"] = response_headers
+
+    application.get_response = get_response
+    # As Django's test client does: the test's connection must outlive the request.
+    request_started.disconnect(close_old_connections)
+    try:
+        body = b"".join(application(environ, start_response))
+    finally:
+        request_started.connect(close_old_connections)
+        del application.get_response
+    return answer["status"], dict(answer["headers"]), body, bool(handled)

@@ -26,6 +26,7 @@ from booking.models import (
 )
 from booking.services import SlotUnavailable, book_appointment
 from clinic.models import ClinicProfile, Closure
+from tests.conftest import wsgi_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -211,8 +212,6 @@ def settings_cookie(response):
 
 
 def test_the_month_is_answered_before_django_until_the_schedule_changes():
-    from tests.clinic.test_pagecache import wsgi_get
-
     status, headers, body, handled = wsgi_get(MONTH)
     assert (headers["X-Page-Cache"], handled) == ("miss", True)
     status, headers, hit, handled = wsgi_get(MONTH)

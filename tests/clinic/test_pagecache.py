@@ -5,8 +5,6 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
-from django.core.signals import request_started
-from django.db import close_old_connections
 from django.http import HttpResponse
 from django.template import engines
 from django.test import RequestFactory
@@ -17,6 +15,7 @@ from articles.models import Article, Topic
 from articles.services import save_article, unpublish_articles
 from clinic import pagecache
 from clinic.models import ClinicProfile
+from tests.conftest import wsgi_get
 
 pytestmark = pytest.mark.django_db
 
@@ -344,36 +343,6 @@ def test_a_search_is_answered_but_never_stored(client):
 
 
 # --- the WSGI handler: hits answered before Django's request handling ------------------------
-def wsgi_get(path, **headers):
-    """(status, headers as a dict, body, whether Django's request handling ran) of one GET
-    through the site's WSGI application."""
-    from clinic.wsgi import application
-
-    environ = dict(RequestFactory(**headers).get(path).environ)
-    handled = []
-    original = application.get_response
-
-    def get_response(request):
-        handled.append(request)
-        return original(request)
-
-    answer = {}
-
-    def start_response(status, response_headers, exc_info=None):
-        answer["status"] = status
-        answer["headers"] = response_headers
-
-    application.get_response = get_response
-    # As Django's test client does: the test's connection must outlive the request.
-    request_started.disconnect(close_old_connections)
-    try:
-        body = b"".join(application(environ, start_response))
-    finally:
-        request_started.connect(close_old_connections)
-        del application.get_response
-    return answer["status"], dict(answer["headers"]), body, bool(handled)
-
-
 @pytest.mark.parametrize("path", ["/", "/es/", CALF, "/book/", "/es/book/massage-60/"])
 @pytest.mark.parametrize("encoding", ["", "gzip, deflate, br"])
 def test_a_hit_answered_early_carries_every_header_of_a_fresh_render(path, encoding, settings):
