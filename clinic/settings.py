@@ -624,5 +624,8 @@ LOGGING = {
         # Celery's "received" and "succeeded: <result>" lines: the task line replaces them.
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
+        # redis-py's line for every pub/sub message (the page cache's announcements,
+        # clinic.pagecopies): one per page-cache bump in every process, saying nothing new.
+        "push_response": {"level": "INFO"},
     },
 }
