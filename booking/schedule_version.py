@@ -21,10 +21,11 @@ The token is random, not a counter: a database emptied and filled again (a test 
 restore) never meets an old token that a cache still holds. No row (emptied tables) also
 reads as None, and None never caches anything.
 
-To make another table decide free times (rooms, room closures, occupancy...), add its model
-to SCHEDULE_MODELS (booking_occupancy needs no entry: its triggers fill it from
-appointments and holds, whose own writes bump): `migrate` installs the triggers (install_triggers runs after every
-migrate), and tests/booking/test_schedule_version.py writes to every listed table.
+To make another table decide free times, add its model to SCHEDULE_MODELS: `migrate`
+installs the triggers (install_triggers runs after every migrate), and
+tests/booking/test_schedule_version.py writes to every listed table. booking_occupancy (no
+model) needs no entry: its own triggers fill it from appointments and holds, whose writes
+bump the version already.
 """
 
 import logging

@@ -364,8 +364,13 @@ def choose_day(request, service, therapist):
 
 def _showing_schedule(response, availability, first_free):
     """`response` marked for the page cache: it shows the schedule `availability` read, and
-    stays true until its first free time is too close to book (clinic.pagecache)."""
-    until = None if first_free is None else first_free - availability.rules.min_notice
+    stays true until its first free time is too close to book or a waitlist hold runs out
+    (clinic.pagecache)."""
+    ends = [availability.valid_until()]
+    if first_free is not None:
+        ends.append(first_free - availability.rules.min_notice)
+    ends = [end for end in ends if end is not None]
+    until = min(ends) if ends else None
     return depends_on_schedule(response, version=availability.version, until=until)
 
 

@@ -7,7 +7,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('booking', '0013_patients_health_history_and_consent'),
->>>>>>> 9ae2917 (Migration: the schedule version follows main's calendar-feed migration (0011)):booking/migrations/0013_schedule_version.py
     ]
 
     operations = [

@@ -11,18 +11,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.db.models import F
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from booking.availability import Availability
 from booking.models import (
     Appointment,
     BookingRules,
     Service,
     Therapist,
     TimeOff,
-    WorkingHours,
 )
 from booking.services import SlotUnavailable, book_appointment
 from clinic.models import ClinicProfile, Closure
@@ -134,24 +130,6 @@ def test_booking_rules_changed_in_the_admin_way_apply_to_the_next_page(client):
     assert free_days(cached_twice(client, MONTH))
     BookingRules.objects.update(max_days_ahead=1, min_notice_minutes=3 * 24 * 60)
     assert free_days(client.get(MONTH).content.decode()) == []
-
-
-def test_the_availability_a_page_asks_reads_the_tables_once_per_version(db):
-    service = Service.objects.get(slug="massage-60")
-    therapists = list(Therapist.objects.offering(service))
-
-    def month_queries():
-        with CaptureQueriesContext(connection) as queries:
-            availability = Availability(service=service, therapists=therapists)
-            month = availability.opening_month()
-        return len(queries), month.free_days
-
-    cold, free = month_queries()
-    warm, free_again = month_queries()
-    assert free_again == free
-    assert warm == 1 < cold  # the version only
-    WorkingHours.objects.update(opens=F("opens"))  # changes nothing, but is a write
-    assert month_queries()[0] == cold
 
 
 def details_path(client):

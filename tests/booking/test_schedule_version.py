@@ -12,7 +12,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from articles.models import Topic
-from booking.models import Appointment, BookingRules, Hold, TimeOff, WaitlistEntry
+from booking.models import (
+    Appointment,
+    BookingRules,
+    Hold,
+    Room,
+    RoomClosure,
+    TimeOff,
+    WaitlistEntry,
+)
 from booking.schedule_version import SCHEDULE_MODELS, read_token
 from clinic.models import ClinicProfile, Closure
 
@@ -36,6 +44,8 @@ def one_of_each(appointment, therapist, service, at):
         phone="+12095550143",
         morning=True,
     )
+    room = Room.objects.create(name="Room 1")
+    RoomClosure.objects.create(room=room, starts_at=at(9, days=4), ends_at=at(10, days=4))
     Hold.objects.create(
         entry=entry,
         therapist=therapist,
