@@ -515,17 +515,22 @@ def _details_form(request, availability, start, context):
     key = _blank_form_key(request, availability, context)
     if key is not None:
         return _blank_details_form(request, key, start, context)
-    form = DetailsForm(
+    form = _new_details_form(start, context, uuid.uuid4().hex)
+    return render(request, "booking/details.html", {**context, "form": form})
+
+
+def _new_details_form(start, context, submission_key):
+    """The unbound details form for `start`, as every visitor first sees it."""
+    return DetailsForm(
         slot_choices=_slot_choices([start]),
         **_form_kwargs(context["service"]),
         initial={
             "slot": start.isoformat(),
-            "submission_key": uuid.uuid4().hex,
+            "submission_key": submission_key,
             "source": context["source_article"].slug if context["source_article"] else "",
             **_offered_to(context["hold"], context["offer"]),
         },
     )
-    return render(request, "booking/details.html", {**context, "form": form})
 
 
 # The blank details form is the same for every visitor to one address but for two secrets,
@@ -569,15 +574,7 @@ def _blank_details_form(request, key, start, context):
 
     html = cache.get(key)
     if html is None:
-        form = DetailsForm(
-            slot_choices=_slot_choices([start]),
-            intake_fields=context["service"].intake_fields,
-            initial={
-                "slot": start.isoformat(),
-                "submission_key": _KEY_HOLE,
-                "source": context["source_article"].slug if context["source_article"] else "",
-            },
-        )
+        form = _new_details_form(start, context, _KEY_HOLE)
         page = {**context, "form": form, "csrf_token": _CSRF_HOLE}
         html = render(request, "booking/details.html", page).content.decode()
         cache.set(key, html, BLANK_FORM_SECONDS)
