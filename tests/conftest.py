@@ -280,6 +280,18 @@ def wait_for(predicate, timeout=15.0, interval=0.1):
     return predicate()
 
 
+def visits_managed_from(text):
+    """The appointments whose manage links `text` carries. A signed link holds the second it
+    was signed in, so a test compares what a link opens, never its text with a fresh one."""
+    import re
+
+    from booking.links import appointment_for_token
+
+    link = re.escape(settings.SITE_URL) + r"/(?:[a-z]{2}/)?book/manage/([^/\s\"]+)/"
+    tokens = re.findall(link, text)
+    return [appointment_for_token(token) for token in tokens]
+
+
 @pytest.fixture
 def delivered(request, mailoutbox):
     """Subjects of the emails really handed to the mail backend, in either pass.

@@ -7,9 +7,10 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from booking import availability, links, services
+from booking import availability, services
 from booking.models import Appointment, TimeOff
 from clinic.models import Closure, OutgoingEmail
+from tests.conftest import visits_managed_from
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def test_the_confirmation_carries_the_visit_and_an_ics_and_the_clinic_gets_a_not
     rows = {row.to[0]: row for row in OutgoingEmail.objects.all()}
     confirmation = rows["pat@example.com"]
     assert "Booked" in confirmation.subject
-    assert links.manage_url(appointment) in confirmation.body_text
+    assert visits_managed_from(confirmation.body_text) == [appointment]
     (attachment,) = confirmation.attachments
     event = Calendar.from_ical(attachment["content"]).walk("VEVENT")[0]
     assert event.decoded("dtstart") == at(10)
