@@ -30,7 +30,7 @@ from django_ratelimit.decorators import ratelimit
 from articles.models import Article
 from clinic.http import make_private, private_page
 from clinic.locking import Busy
-from clinic.pagecache import depends_on_schedule
+from clinic.pagecache import CSRF_HOLE, KEY_HOLE, depends_on_schedule, fills_holes, with_holes
 
 from . import links, services
 from .availability import Availability, OutsideBookingWindow
@@ -362,11 +362,11 @@ def choose_day(request, service, therapist):
     )
 
 
-def _showing_schedule(response, availability, first_free):
+def _showing_schedule(response, availability, first_free, *, also_until=None):
     """`response` marked for the page cache: it shows the schedule `availability` read, and
-    stays true until its first free time is too close to book or a waitlist hold runs out
-    (clinic.pagecache)."""
-    ends = [availability.valid_until()]
+    stays true until its first free time is too close to book, a waitlist hold runs out or
+    `also_until` (clinic.pagecache)."""
+    ends = [availability.valid_until(), also_until]
     if first_free is not None:
         ends.append(first_free - availability.rules.min_notice)
     ends = [end for end in ends if end is not None]
@@ -512,9 +512,16 @@ def _details_form(request, availability, start, context):
                 for s in nearby
             ],
         )
-    key = _blank_form_key(request, availability, context)
-    if key is not None:
-        return _blank_details_form(request, key, start, context)
+    if fills_holes(request) and context["hold"] is None and not context["offer"]:
+        # The same blank form for everybody: rendered with holes for the visitor's secrets,
+        # stored by the page cache while the time stays free, and filled in per visitor.
+        form = _new_details_form(start, context, KEY_HOLE)
+        page = {**context, "form": form, "csrf_token": CSRF_HOLE}
+        response = render(request, "booking/details.html", page)
+        # The "book it now, change it by phone" warning appears once the online cut-off passes.
+        changes_close = availability.rules.online_change_closes(start)
+        also = changes_close if changes_close > availability.now else None
+        return with_holes(_showing_schedule(response, availability, start, also_until=also))
     form = _new_details_form(start, context, uuid.uuid4().hex)
     return render(request, "booking/details.html", {**context, "form": form})
 
@@ -531,56 +538,6 @@ def _new_details_form(start, context, submission_key):
             **_offered_to(context["hold"], context["offer"]),
         },
     )
-
-
-# The blank details form is the same for every visitor to one address but for two secrets,
-# the CSRF token and the one-time submission key: it is rendered once with these in their
-# place and each visitor gets their own put in (never another's).
-_CSRF_HOLE = "csrf-token-goes-here-0c1f5e"
-_KEY_HOLE = "submission-key-goes-here-7d2a9b"
-BLANK_FORM_SECONDS = 10 * 60
-
-
-def _blank_form_key(request, availability, context):
-    """The cache key of this address's blank form, or None when it must be rendered: a
-    waitlist offer, a visitor with a session or a message waiting, a schedule or page
-    version not known for sure (inside a transaction, the cache unavailable)."""
-    from clinic.pagecache import MESSAGES_COOKIE, current_version
-
-    if request.method != "GET" or context["hold"] is not None or context["offer"]:
-        return None
-    if settings.SESSION_COOKIE_NAME in request.COOKIES or MESSAGES_COOKIE in request.COOKIES:
-        return None
-    pages = current_version()
-    if availability.version is None or pages is None:
-        return None
-    # What the page shows besides the form: the schedule's rules, the site's content (the
-    # page cache's version), today's closures in the footer, the "short notice" warning.
-    parts = [
-        request.path,
-        translation.get_language(),
-        context["source_article"].slug if context["source_article"] else "",
-        availability.version,
-        pages,
-        availability.today.isoformat(),
-        str(context["short_notice"]),
-    ]
-    return "blankform:" + ":".join(parts)
-
-
-def _blank_details_form(request, key, start, context):
-    from django.core.cache import cache
-    from django.middleware.csrf import get_token
-
-    html = cache.get(key)
-    if html is None:
-        form = _new_details_form(start, context, _KEY_HOLE)
-        page = {**context, "form": form, "csrf_token": _CSRF_HOLE}
-        html = render(request, "booking/details.html", page).content.decode()
-        cache.set(key, html, BLANK_FORM_SECONDS)
-    # get_token() also has CsrfViewMiddleware send this visitor's cookie, as a render would.
-    html = html.replace(_CSRF_HOLE, get_token(request)).replace(_KEY_HOLE, uuid.uuid4().hex)
-    return HttpResponse(html)
 
 
 def _book(request, availability, start, context):

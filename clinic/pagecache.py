@@ -12,15 +12,21 @@ What may be stored (all must hold):
 - a GET or HEAD with no session or messages cookie (staff and anyone with a flash message
   always get a fresh page);
 - a 200 from a view named in CACHEABLE_VIEWS: home, the articles (list, topic, detail,
-  feeds), sitemap, robots.txt, the newsletter page, and the booking steps that are the same
-  for everybody (treatments, therapists, the month, a day's times: not the details form,
-  which carries a CSRF token). Never a page about one visitor;
-- for the month and a day's times (SCHEDULE_VIEWS), a schedule version the view read
-  before the rows it showed (booking.schedule_version): the entry keeps it and is served
-  only while it is still the current one (one query), and only until the first free time
-  it shows is too close to book;
+  feeds), sitemap, robots.txt, the newsletter page, and the booking steps, which are the
+  same for everybody (treatments, therapists, the month, a day's times, the details form).
+  Never a page about one visitor;
+- for the booking steps that show free times (SCHEDULE_VIEWS), a schedule version the view
+  read before the rows it showed (booking.schedule_version): the entry keeps it and is
+  served only while it is still the current one (one query), and only until the first free
+  time it shows is too close to book (or a waitlist hold runs out);
 - a response that sets no cookie, carries no CSRF token and does not say private or
-  no-store (a staff preview says private).
+  no-store (a staff preview says private). Except a page with holes: the details form is
+  the same for everybody but for its two secrets, the CSRF token and the one-time
+  submission key. Asked for by this middleware (fills_holes), its view renders the form
+  with a placeholder for each (CSRF_HOLE, KEY_HOLE); the page is stored so, and every
+  visitor, on a miss as on a hit, gets it with their own secrets put in and their CSRF
+  cookie set by Django's own CSRF middleware, as a render would (fill_holes). Such a page
+  keeps its Cache-Control (no-store): no browser or proxy keeps it, only this cache.
 
 Entries are keyed by scheme, host name, path, the query parameters the page's view reads
 (QUERY_PARAMETERS: the article list's page and topic, a topic's page; every other parameter
@@ -80,15 +86,20 @@ CACHEABLE_VIEWS = frozenset(
         "booking:therapist",
         "booking:day",
         "booking:time",
+        "booking:details",
     }
 )
 # The pages that show free times: stored with the schedule's version, see the module.
-SCHEDULE_VIEWS = frozenset({"booking:day", "booking:time"})
-# Paths that can lead to a cacheable view: anything else is not even looked up, so the
-# details step or a manage link pays no cache round trip.
+SCHEDULE_VIEWS = frozenset({"booking:day", "booking:time", "booking:details"})
+# The pages stored with holes for each visitor's secrets, see the module.
+HOLES_VIEWS = frozenset({"booking:details"})
+CSRF_HOLE = "csrf-token-goes-here-0c1f5e"
+KEY_HOLE = "submission-key-goes-here-7d2a9b"
+# Paths that can lead to a cacheable view: anything else is not even looked up, so a manage
+# link or a confirmation pays no cache round trip.
 _CANDIDATE = re.compile(
     r"^/(?:(?:es/)?(?:articles/.*|newsletter/|book/(?!(?:manage|appointment|waitlist)/)"
-    r"(?:[\w-]+/(?:[\w-]+/(?:\d{4}-\d{2}-\d{2}/)?)?)?)?|robots\.txt|sitemap\.xml)$"
+    r"(?:[\w-]+/(?:[\w-]+/(?:\d{4}-\d{2}-\d{2}/(?:\d{4}/)?)?)?)?)?|robots\.txt|sitemap\.xml)$"
 )
 # The query parameters each cacheable page's view reads (by path); every other one is
 # left out of the key. Views that read none (home, an article, feeds...) are not listed.
@@ -99,12 +110,17 @@ QUERY_PARAMETERS = (
 )
 # Parameters that make a page about what one visitor typed: never stored or looked up.
 UNCACHED_PARAMETERS = frozenset({"q"})
-# The same on the booking steps, which carry the article or therapist a visitor came from.
-UNCACHED_BOOKING_PARAMETERS = frozenset({"q", "from", "therapist"})
+# The same on the booking steps, which carry the article or therapist a visitor came from,
+# or the waitlist offer they follow.
+UNCACHED_BOOKING_PARAMETERS = frozenset({"q", "from", "therapist", "offer"})
 _BOOKING = re.compile(r"^/(?:es/)?book/")
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 _SKIPPED_HEADERS = frozenset({"set-cookie"})
 MESSAGES_COOKIE = "messages"
+# Cookies that make every page about their visitor: a session (staff), a flash message, and
+# the bookings this browser just made (booking.views.BOOKED_COOKIE: back on the details step
+# of a time they booked, they see their booking, never a blank form to book it twice).
+PERSONAL_COOKIES = (settings.SESSION_COOKIE_NAME, MESSAGES_COOKIE, "booked")
 
 
 def bump_version():
@@ -178,7 +194,7 @@ def _is_candidate(request):
     if request.method not in ("GET", "HEAD") or not settings.PAGE_CACHE_SECONDS:
         return False
     cookies = request.COOKIES
-    if settings.SESSION_COOKIE_NAME in cookies or MESSAGES_COOKIE in cookies:
+    if any(name in cookies for name in PERSONAL_COOKIES):
         return False
     uncached = (
         UNCACHED_BOOKING_PARAMETERS if _BOOKING.match(request.path_info) else UNCACHED_PARAMETERS
@@ -194,12 +210,53 @@ def _storable(request, response):
         return False
     if match.view_name not in CACHEABLE_VIEWS or response.cookies:
         return False
-    if is_private(response):
-        return False
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return False
-    return not holds_csrf_token(response)
+    if _has_holes(response):
+        return match.view_name in HOLES_VIEWS
+    return not is_private(response) and not holds_csrf_token(response)
+
+
+# --- pages with holes for each visitor's secrets --------------------------------------------
+_FILLS_HOLES = "clinic.pagecache.fills_holes"
+
+
+def fills_holes(request):
+    """Whether the view may answer `request` with a page with holes (with_holes): only a
+    request this middleware handles, which fills them in on the way out."""
+    return request.META.get(_FILLS_HOLES, False)
+
+
+def with_holes(response):
+    """Mark `response` as rendered with CSRF_HOLE and KEY_HOLE for the visitor's secrets."""
+    response.page_cache_holes = True
+    return response
+
+
+def _has_holes(response):
+    return getattr(response, "page_cache_holes", False)
+
+
+def _no_view(request):  # pragma: no cover  # CsrfViewMiddleware needs one; never called
+    raise AssertionError
+
+
+def fill_holes(request, response):
+    """Put this visitor's own secrets in `response`'s holes: their CSRF token (a new CSRF
+    cookie when they have none, renewed otherwise, by Django's CSRF middleware as a render
+    would) and a fresh one-time submission key."""
+    from django.middleware.csrf import CsrfViewMiddleware, get_token
+
+    csrf = CsrfViewMiddleware(_no_view)
+    csrf.process_request(request)
+    content = response.content.replace(CSRF_HOLE.encode(), get_token(request).encode())
+    response.content = content.replace(KEY_HOLE.encode(), uuid.uuid4().hex.encode())
+    if response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
+    csrf.process_response(request, response)
+    response.page_cache_holes = False
+    return response
 
 
 def _lookup(key):
@@ -220,7 +277,7 @@ def _lookup(key):
     if version is not None:
         pagecopies.copies.follow(VERSION_KEY)
     entry = found.get(key)
-    if entry is not None and (len(entry) != 6 or entry[5] <= clock.time()):
+    if entry is not None and (len(entry) != 7 or entry[5] <= clock.time()):
         entry = None  # written by an older release, or outlived its page
     if entry is not None and entry[0] == version:
         pagecopies.copies.keep(key, entry)
@@ -257,6 +314,7 @@ class PageCacheMiddleware:
     def __call__(self, request):
         if not _is_candidate(request):
             return self.get_response(request)
+        request.META[_FILLS_HOLES] = True
         looked_up = request.META.pop(_LOOKED_UP, None)
         if looked_up is not None:
             key, version, entry = looked_up
@@ -269,20 +327,13 @@ class PageCacheMiddleware:
                 version, entry = None, None
         fresh = entry is not None and version is not None and entry[0] == version
         if fresh and _schedule_unchanged(entry):
-            return self._replay(entry)
+            return _replay(request, entry)
         response = self.get_response(request)
         if version is not None and _storable(request, response):
             self._store(key, version, request, response)
+        if _has_holes(response):
+            fill_holes(request, response)
         response["X-Page-Cache"] = "miss"
-        return response
-
-    @staticmethod
-    def _replay(entry):
-        _version, status, headers, content, _schedule, _expires = entry
-        response = HttpResponse(content, status=status)
-        for name, value in headers:
-            response[name] = value
-        response["X-Page-Cache"] = "hit"
         return response
 
     @staticmethod
@@ -311,11 +362,24 @@ class PageCacheMiddleware:
                 response.content,
                 schedule,
                 clock.time() + seconds,
+                _has_holes(response),
             )
             cache.set(key, entry, seconds)
             pagecopies.copies.keep(key, entry)
         except Exception:  # noqa: BLE001  # the cache is optional
             logger.warning("Could not store a page in the cache", exc_info=True)
+
+
+def _replay(request, entry):
+    """The response `entry` stored, as served to `request` (its holes filled)."""
+    _version, status, headers, content, _schedule, _expires, holes = entry
+    response = HttpResponse(content, status=status)
+    for name, value in headers:
+        response[name] = value
+    if holes:
+        fill_holes(request, response)
+    response["X-Page-Cache"] = "hit"
+    return response
 
 
 def _schedule_unchanged(entry):
@@ -367,8 +431,17 @@ class WSGIHandler(wsgi.WSGIHandler):
         # answers instead).
         if not _schedule_unchanged(entry):
             return None
-        _version, status, headers, content, _schedule, _expires = entry
-        start_response(f"{status} {HTTPStatus(status).phrase}", [*headers, ("X-Page-Cache", "hit")])
+        status = entry[1]
+        if entry[6]:  # holes: this visitor's secrets and CSRF cookie, as Django sends them
+            response = _replay(request, entry)
+            headers = [
+                *response.items(),
+                *(("Set-Cookie", c.OutputString()) for c in response.cookies.values()),
+            ]
+            content = response.content
+        else:
+            headers, content = [*entry[2], ("X-Page-Cache", "hit")], entry[3]
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         log_request(request, status, started)
         return [content]
 

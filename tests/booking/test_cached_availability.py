@@ -198,6 +198,107 @@ def settings_cookie(response):
     return settings.CSRF_COOKIE_NAME in response.cookies
 
 
+def without_secrets(page):
+    """`page` with its CSRF token and submission key blanked: what every visitor shares."""
+    page = re.sub(r'(name="csrfmiddlewaretoken" value=")[^"]+', r"\1", page)
+    return re.sub(r'(name="submission_key" value=")[^"]+', r"\1", page)
+
+
+def csrf_cookie(headers):
+    from django.conf import settings
+
+    return re.search(rf"{settings.CSRF_COOKIE_NAME}=(\w+);", headers["Set-Cookie"]).group(1)
+
+
+def test_the_details_form_is_answered_before_django_with_each_visitors_own_secrets():
+    from django.test import Client
+
+    path = details_path(Client())
+    status, fresh, body, handled = wsgi_get(path)
+    assert (status, fresh["X-Page-Cache"], handled) == ("200 OK", "miss", True)
+    status, hit, hit_body, handled = wsgi_get(path)
+    assert (status, hit["X-Page-Cache"], handled) == ("200 OK", "hit", False)
+    page, hit_page = body.decode(), hit_body.decode()
+    assert "goes-here" not in hit_page
+    # Each visitor their own token, key and cookie; everything else as the render sent it.
+    assert secrets_of(hit_page)[0] != secrets_of(page)[0]
+    assert secrets_of(hit_page)[1] != secrets_of(page)[1]
+    assert csrf_cookie(hit) != csrf_cookie(fresh)
+    assert without_secrets(hit_page) == without_secrets(page)
+    same = {"X-Page-Cache": "", "Set-Cookie": ""}
+    assert {**hit, **same} == {**fresh, **same}
+    assert "no-store" in hit["Cache-Control"] and "Cookie" in hit["Vary"]
+    assert int(hit["Content-Length"]) == len(hit_body)
+
+
+def test_a_visitor_answered_early_with_their_own_cookie_books_with_that_form():
+    from django.conf import settings
+    from django.test import Client
+
+    path = details_path(Client())
+    cookie = csrf_cookie(wsgi_get(path)[1])  # the first visit: a render, and a new cookie
+    status, headers, body, handled = wsgi_get(
+        path, HTTP_COOKIE=f"{settings.CSRF_COOKIE_NAME}={cookie}"
+    )
+    assert (headers["X-Page-Cache"], handled) == ("hit", False)
+    assert csrf_cookie(headers) == cookie  # kept, its expiry renewed, as Django does
+    page = body.decode()
+    token, key = secrets_of(page)
+    visitor = Client(enforce_csrf_checks=True)
+    visitor.cookies[settings.CSRF_COOKIE_NAME] = cookie
+    booked = visitor.post(path, form_data(page, token, key))
+    assert booked.status_code == 303, booked.content.decode()[:2000]
+    assert Appointment.objects.filter(submission_key=key).exists()
+
+
+def form_data(page, token, key):
+    return {
+        "csrfmiddlewaretoken": token,
+        "submission_key": key,
+        "slot": re.search(r'name="slot" value="([^"]+)"', page).group(1),
+        "name": "Pat Example",
+        "email": "pat@example.com",
+        "phone": "(209) 555-0142",
+        "consent": "on",
+        **{name: "no" for name in re.findall(r'name="(intake_[a-z_]+)"', page)},
+    }
+
+
+def shared_time(client):
+    """A details step (no preference) at a time two therapists are free."""
+    for day in free_days(client.get(MONTH).content.decode()):
+        counts = {}
+        for therapist in Therapist.objects.all():
+            page = client.get(f"/book/massage-60/{therapist.slug}/{day}/").content.decode()
+            for hhmm in re.findall(
+                rf'href="/book/massage-60/{therapist.slug}/{day}/(\d{{4}})/"', page
+            ):
+                counts[hhmm] = counts.get(hhmm, 0) + 1
+        shared = sorted(hhmm for hhmm, count in counts.items() if count >= 2)
+        if shared:
+            return f"{MONTH}{day}/{shared[-1]}/"
+    raise AssertionError("the demo schedule has no time two therapists share")
+
+
+def test_back_on_the_time_they_just_booked_a_visitor_sees_their_booking_not_the_stored_form(
+    client,
+):
+    from django.test import Client
+
+    path = shared_time(client)
+    booker = Client()
+    page = booker.get(path).content.decode()
+    assert booker.post(path, form_data(page, *secrets_of(page))).status_code == 303
+    # Another therapist and room are still free then: strangers get the stored blank form...
+    assert Client().get(path).status_code == 200
+    assert Client().get(path)["X-Page-Cache"] == "hit"
+    # ...and the one who booked it their booking, not a form to book it twice.
+    back = booker.get(path)
+    assert back.status_code == 200 and "X-Page-Cache" not in back
+    assert 'name="submission_key"' not in back.content.decode()
+    assert "You have booked this time" in back.content.decode()
+
+
 def test_the_month_is_answered_before_django_until_the_schedule_changes():
     status, headers, body, handled = wsgi_get(MONTH)
     assert (headers["X-Page-Cache"], handled) == ("miss", True)
