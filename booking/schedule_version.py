@@ -6,12 +6,12 @@ keyed on this token, so they can never show a time as free after a write that to
 The token is replaced by **database triggers** on every table in SCHEDULE_MODELS, in the
 same transaction as the write. Not signals, and not one service everything must go through:
 a queryset's .update()/.delete(), bulk_create, the admin, a data migration, raw SQL or a
-psql session all bypass Python, but none of them bypasses a trigger. Both databases run
-them: SQLite as plain AFTER triggers (it has one writer at a time anyway); PostgreSQL as
-deferred constraint triggers, which run at COMMIT, so the single version row is locked
-only for the instant of the commit. An immediate trigger would hold that row from a
-transaction's first write to its end, serialising every booking behind the slowest one and
-inviting deadlocks with the services' own row locks.
+psql session (TRUNCATE included) all bypass Python, but none of them bypasses a trigger.
+Both databases run them: SQLite as plain AFTER triggers (it has one writer at a time
+anyway); PostgreSQL as deferred constraint triggers, which run at COMMIT, so the single
+version row is locked only for the instant of the commit. An immediate trigger would hold
+that row from a transaction's first write to its end, serialising every booking behind the
+slowest one and inviting deadlocks with the services' own row locks.
 
 Deferred means a transaction does not see its own bump, so nothing read inside a
 transaction may come from the cache (read_token() answers None there): the booking
@@ -85,6 +85,13 @@ def _postgresql(tables):
         yield (
             f'CREATE CONSTRAINT TRIGGER {_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON "{table}" '
             f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {_FUNCTION}()"
+        )
+        # TRUNCATE fires no row trigger, and a constraint trigger cannot be per statement:
+        # a plain one (TRUNCATE locks the whole table anyway, so running now costs nothing).
+        yield f'DROP TRIGGER IF EXISTS {_TRIGGER}_truncate ON "{table}"'
+        yield (
+            f'CREATE TRIGGER {_TRIGGER}_truncate AFTER TRUNCATE ON "{table}" '
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {_FUNCTION}()"
         )
 
 

@@ -67,6 +67,15 @@ def test_a_write_that_bypasses_python_to_any_schedule_table_replaces_the_version
         assert read_token() != before, f"a raw UPDATE of {label} left the schedule's version"
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="TRUNCATE is PostgreSQL's")
+def test_emptying_any_schedule_table_with_truncate_replaces_the_version(one_of_each):
+    for label in SCHEDULE_MODELS:
+        before = read_token()
+        with connection.cursor() as cursor:
+            cursor.execute(f'TRUNCATE "{apps.get_model(label)._meta.db_table}" CASCADE')
+        assert read_token() != before, f"a TRUNCATE of {label} left the schedule's version"
+
+
 def test_queryset_updates_deletes_and_bulk_creates_replace_the_version(one_of_each, therapist, at):
     before = read_token()
     Appointment.objects.update(cancellation_reason="Moved by staff")
