@@ -299,6 +299,27 @@ def test_back_on_the_time_they_just_booked_a_visitor_sees_their_booking_not_the_
     assert "You have booked this time" in back.content.decode()
 
 
+def test_a_stored_details_form_gives_way_when_the_time_passes_the_online_change_cut_off(
+    client, still_clock
+):
+    rules = BookingRules.current()
+    # A time more than the cut-off ahead, so its form first comes without the warning.
+    soon = timezone.localdate() + timedelta(hours=rules.cancel_cutoff_hours, days=1)
+    day = next(d for d in free_days(client.get(MONTH).content.decode()) if local_day(d) > soon)
+    hhmm = re.findall(
+        rf'href="{MONTH}{day}/(\d{{4}})/"', client.get(f"{MONTH}{day}/").content.decode()
+    )[0]
+    path = f"{MONTH}{day}/{hhmm}/"
+    assert "short-notice" not in cached_twice(client, path)
+    start = timezone.make_aware(
+        datetime.combine(local_day(day), datetime.strptime(hhmm, "%H%M").time())
+    )
+    still_clock.move_to(rules.online_change_closes(start) + timedelta(minutes=1))
+    again = client.get(path)
+    assert (again.status_code, again["X-Page-Cache"]) == (200, "miss")
+    assert "short-notice" in again.content.decode()
+
+
 def test_the_month_is_answered_before_django_until_the_schedule_changes():
     status, headers, body, handled = wsgi_get(MONTH)
     assert (headers["X-Page-Cache"], handled) == ("miss", True)
