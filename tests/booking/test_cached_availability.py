@@ -300,20 +300,31 @@ def test_back_on_the_time_they_just_booked_a_visitor_sees_their_booking_not_the_
 
 
 def test_a_stored_details_form_gives_way_when_the_time_passes_the_online_change_cut_off(
-    client, still_clock
+    client, still_clock, settings
 ):
+    settings.PAGE_CACHE_SECONDS = 3600  # so only the cut-off can end the stored page
     rules = BookingRules.current()
-    # A time more than the cut-off ahead, so its form first comes without the warning.
-    soon = timezone.localdate() + timedelta(hours=rules.cancel_cutoff_hours, days=1)
-    day = next(d for d in free_days(client.get(MONTH).content.decode()) if local_day(d) > soon)
-    hhmm = re.findall(
-        rf'href="{MONTH}{day}/(\d{{4}})/"', client.get(f"{MONTH}{day}/").content.decode()
-    )[0]
-    path = f"{MONTH}{day}/{hhmm}/"
+    tz = timezone.get_default_timezone()
+    # A free time whose cut-off comes in five minutes, and not just after a midnight (which
+    # ends every stored page anyway).
+    for days in range(1, 15):
+        day = timezone.localdate() + timedelta(days=days)
+        still_clock.move_to(datetime.combine(day, datetime.min.time(), tzinfo=tz))
+        page = client.get(f"{MONTH}{day}/").content.decode()
+        starts = [
+            datetime.combine(day, datetime.strptime(hhmm, "%H%M").time(), tzinfo=tz)
+            for hhmm in re.findall(rf'href="{MONTH}{day}/(\d{{4}})/"', page)
+        ]
+        closes = [timezone.localtime(rules.online_change_closes(s)) for s in starts]
+        fitting = [s for s, c in zip(starts, closes, strict=True) if c.hour or c.minute >= 10]
+        if fitting:
+            start = fitting[0]
+            break
+    else:
+        raise AssertionError("no day in the demo schedule has such a time")
+    still_clock.move_to(rules.online_change_closes(start) - timedelta(minutes=5))
+    path = f"{MONTH}{start.date()}/{start:%H%M}/"
     assert "short-notice" not in cached_twice(client, path)
-    start = timezone.make_aware(
-        datetime.combine(local_day(day), datetime.strptime(hhmm, "%H%M").time())
-    )
     still_clock.move_to(rules.online_change_closes(start) + timedelta(minutes=1))
     again = client.get(path)
     assert (again.status_code, again["X-Page-Cache"]) == (200, "miss")
