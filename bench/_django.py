@@ -41,5 +41,8 @@ def database_reachable():
     name = connection.settings_dict["NAME"]
     with connection._nodb_cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
+    from clinic.db.base import forget_failures
+
+    forget_failures(connection.alias)  # the failed try above set the breaker
     connection.ensure_connection()
     return True

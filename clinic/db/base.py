@@ -97,6 +97,12 @@ _watchdog = _Watchdog()
 _broken_until = {}
 
 
+def forget_failures(alias):
+    """Try `alias` again at once: what made it fail is known to be fixed (a database that
+    was missing has just been created)."""
+    _broken_until.pop(alias, None)
+
+
 def _statement_seconds():
     return getattr(settings, "DATABASE_STATEMENT_TIMEOUT", 0) or 0
 
