@@ -29,6 +29,15 @@ class ServiceQuerySet(models.QuerySet):
         """Bookable online and offered by at least one bookable therapist."""
         return self.active().filter(therapists__is_active=True).distinct()
 
+    def given_in(self, room):
+        """The treatments that may be given in `room` (RoomQuerySet.suiting the other way)."""
+        if not room.is_bookable:
+            return self.none()
+        kinds = [Service.RoomNeed.ANY]
+        if room.kind == Room.Kind.COUPLES:
+            kinds.append(Service.RoomNeed.COUPLES)
+        return self.filter(room_need__in=kinds)
+
 
 class Service(models.Model):
     """A treatment patients can book, with its length and the buffer kept free after it."""
@@ -149,10 +158,20 @@ class TherapistQuerySet(models.QuerySet):
 
     def with_calendar_token(self, token):
         """The therapist whose calendar feed `token` opens; none for anything that is not
-        the shape reset_calendar_feed makes (so odd bytes never reach the database)."""
+        the shape reset_calendar_feed makes (so odd bytes never reach the database), and
+        none while the therapist is inactive or their staff login is: a therapist who left
+        has no feed. (Unlinking or deleting the login forgets the secret itself.)"""
         if not isinstance(token, str) or not CALENDAR_TOKEN.fullmatch(token):
             return self.none()
-        return self.filter(calendar_token=token)
+        login_active = Q(user__isnull=True) | Q(user__is_active=True)
+        return self.active().filter(login_active, calendar_token=token)
+
+
+def unlink_login(collector, field, sub_objs, using):
+    """on_delete for a therapist's staff login: the therapist stays, unlinked, and their
+    calendar feed's secret is forgotten with it (the feed was that login's)."""
+    models.SET_NULL(collector, field, sub_objs, using)
+    collector.add_field_update(Therapist._meta.get_field("calendar_token"), None, sub_objs)
 
 
 class Therapist(models.Model):
@@ -179,7 +198,7 @@ class Therapist(models.Model):
     display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=unlink_login,
         null=True,
         blank=True,
         related_name="therapist",
@@ -914,9 +933,8 @@ class Hold(models.Model):
             models.CheckConstraint(
                 condition=Q(blocked_until__gt=F("starts_at")), name="hold_ends_after_start"
             ),
-            models.UniqueConstraint(
-                fields=["entry", "therapist", "starts_at"], name="hold_one_offer_per_entry"
-            ),
+            # One time, whichever therapist (a room's freed time may go to any of them).
+            models.UniqueConstraint(fields=["entry", "starts_at"], name="hold_one_offer_per_entry"),
         ]
 
     def __str__(self):
@@ -930,10 +948,17 @@ class VacancyQuerySet(models.QuerySet):
 
 class Vacancy(models.Model):
     """Time that became free with one therapist (a cancellation, a move, a deleted visit,
-    time off removed), written in the same transaction as the change: the waitlist is
-    offered it by a task after commit, and by the beat if that task was lost."""
+    time off removed) and/or in one room (the visit's room, a room closure removed or
+    shortened), written in the same transaction as the change: the waitlist is offered it
+    by a task after commit, and by the beat if that task was lost. Time freed in a room may
+    go to any therapist free then (the room may have been all they lacked)."""
 
-    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="vacancies")
+    therapist = models.ForeignKey(
+        Therapist, on_delete=models.CASCADE, null=True, blank=True, related_name="vacancies"
+    )
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, null=True, blank=True, related_name="vacancies"
+    )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
@@ -949,10 +974,15 @@ class Vacancy(models.Model):
             models.CheckConstraint(
                 condition=Q(ends_at__gt=F("starts_at")), name="vacancy_ends_after_start"
             ),
+            models.CheckConstraint(
+                condition=Q(therapist__isnull=False) | Q(room__isnull=False),
+                name="vacancy_of_a_therapist_or_a_room",
+            ),
         ]
 
     def __str__(self):
-        return f"{self.therapist}: {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
+        whose = self.therapist or self.room
+        return f"{whose}: {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
 
 
 # --- the health history and consent a patient signs before their first visit ---------------

@@ -25,6 +25,7 @@ from .models import (
     BookingRules,
     Hold,
     Room,
+    RoomClosure,
     Service,
     Therapist,
     Vacancy,
@@ -268,9 +269,9 @@ def _end_expired_holds(*, therapist_ids, start, end, now, rooms=None):
         if Hold.objects.filter(pk=hold.pk, state=Hold.State.ACTIVE).update(
             state=Hold.State.EXPIRED
         ):
-            ended.add((hold.therapist_id, hold.starts_at, hold.blocked_until))
-    for therapist_id, begins, ends in sorted(ended):
-        record_vacancy(therapist_id=therapist_id, start=begins, end=ends)
+            ended.add((hold.therapist_id, hold.room_id or 0, hold.starts_at, hold.blocked_until))
+    for therapist_id, room_id, begins, ends in sorted(ended):
+        record_vacancy(therapist_id=therapist_id, room_id=room_id or None, start=begins, end=ends)
 
 
 def _claimable(hold, *, start, now):
@@ -333,7 +334,10 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
             visit.full_clean(exclude=["submission_key"])
             visit.save()
             record_vacancy(
-                therapist_id=visit.therapist_id, start=visit.starts_at, end=visit.blocked_until
+                therapist_id=visit.therapist_id,
+                room_id=visit.room_id,
+                start=visit.starts_at,
+                end=visit.blocked_until,
             )
         first = together[0]
         write_change_emails(
@@ -408,7 +412,7 @@ def reschedule_appointment(*, appointment, start, now=None):
             rooms is not None and room is None
         ):
             raise SlotUnavailable(_("Sorry, that time was just taken or is no longer free."))
-        freed = [(v.therapist_id, v.starts_at, v.blocked_until) for v in visits]
+        freed = [(v.therapist_id, v.room_id, v.starts_at, v.blocked_until) for v in visits]
         for visit in visits:
             visit.starts_at = start
             visit.ends_at = start + service.duration
@@ -433,8 +437,8 @@ def reschedule_appointment(*, appointment, start, now=None):
             by_staff=False,
             can_change=can_change_online(first, now=now),
         )
-        for therapist_id, begins, ends in freed:
-            record_vacancy(therapist_id=therapist_id, start=begins, end=ends)
+        for therapist_id, room_id, begins, ends in freed:
+            record_vacancy(therapist_id=therapist_id, room_id=room_id, start=begins, end=ends)
     return next(v for v in visits if v.pk == locked.pk)
 
 
@@ -627,16 +631,19 @@ def leave_waitlist(*, entry):
 
 
 # --- offering freed times to the waitlist -----------------------------------------------
-def record_vacancy(*, therapist_id, start, end):
-    """Note that [start, end) became free with a therapist; once the change commits a task
-    offers it to the waitlist (the beat does, if that task is lost). Must run inside the
-    transaction of the change that freed it."""
+def record_vacancy(*, start, end, therapist_id=None, room_id=None):
+    """Note that [start, end) became free with a therapist and/or in a room (a visit that
+    held one, a room closure removed); once the change commits a task offers it to the
+    waitlist (the beat does, if that task is lost). Must run inside the transaction of the
+    change that freed it."""
     from clinic.locking import require_transaction
 
     from .tasks import offer_vacancy_task
 
     require_transaction()
-    vacancy = Vacancy.objects.create(therapist_id=therapist_id, starts_at=start, ends_at=end)
+    vacancy = Vacancy.objects.create(
+        therapist_id=therapist_id, room_id=room_id, starts_at=start, ends_at=end
+    )
     transaction.on_commit(lambda: publish_offer(offer_vacancy_task, vacancy.pk))
     return vacancy
 
@@ -652,38 +659,72 @@ def publish_offer(task, vacancy_id):
         logger.warning("Broker unavailable, vacancy %s left for the beat: %s", vacancy_id, exc)
 
 
-def _starts_within(vacancy, now):
-    """The free starts inside a vacancy, for any treatment its therapist offers, ascending."""
-    therapist = vacancy.therapist
+def _freed_for(*, therapist_id, room_id):
+    """The active therapists time freed with `therapist_id` and/or in `room_id` may go to,
+    queried by id (the order every lock on them takes): the therapist's own, and with a
+    room every therapist (the room may have been all they lacked)."""
+    therapists = Therapist.objects.active().order_by("pk")
+    if room_id is None:
+        return therapists.filter(pk=therapist_id)
+    return therapists
+
+
+def _offers(therapists, *, therapist_id, room):
+    """{therapist: [treatments]} a freed time may be offered for: any the freed therapist
+    offers (their own time is free), and with a freed `room` those it may be given in.
+    Never a treatment for two: one freed time cannot offer two therapists."""
+    in_room = set(Service.objects.given_in(room).values_list("pk", flat=True)) if room else set()
+    offers = {}
+    for therapist in therapists:
+        own = list(therapist.services.active().filter(for_two=False))
+        if therapist.pk != therapist_id:
+            own = [service for service in own if service.pk in in_room]
+        if own:
+            offers[therapist] = own
+    return offers
+
+
+def _starts_within(vacancy, therapists, now):
+    """The free starts inside a vacancy, for any treatment it may be offered for (_offers),
+    ascending."""
     tz = timezone.get_default_timezone()
     first = vacancy.starts_at.astimezone(tz).date()
     last = vacancy.ends_at.astimezone(tz).date()
+    offers = _offers(therapists, therapist_id=vacancy.therapist_id, room=vacancy.room)
+    by_service = {}
+    for therapist, offered in offers.items():
+        for service in offered:
+            by_service.setdefault(service, []).append(therapist)
     starts = set()
-    for service in therapist.services.active().filter(for_two=False):
+    for service, whom in by_service.items():
         free = availability.free_starts(
-            service=service, therapists=[therapist], first_day=first, last_day=last, now=now
+            service=service, therapists=whom, first_day=first, last_day=last, now=now
         )
-        starts.update(s for s in free.get(therapist.pk, ()) if s < vacancy.ends_at)
-    return sorted(s for s in starts if s >= vacancy.starts_at)
+        for found in free.values():
+            starts.update(s for s in found if vacancy.starts_at <= s < vacancy.ends_at)
+    return sorted(starts)
 
 
 def offer_vacancy(*, vacancy_id, now=None):
     """Offer a vacancy's free times to the waitlist, once; returns the holds made.
 
-    Under the therapist's lock, then the vacancy's: a second run (the task retried, the
-    beat catching up at the same moment) finds it offered and does nothing.
+    Under the lock of the therapists it may go to (by id), then the vacancy's: a second
+    run (the task retried, the beat catching up at the same moment) finds it offered and
+    does nothing.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        vacancy = Vacancy.objects.select_related("therapist").filter(pk=vacancy_id).first()
+        vacancy = Vacancy.objects.select_related("room").filter(pk=vacancy_id).first()
         if vacancy is None:
             return []
-        lock(Therapist.objects.filter(pk=vacancy.therapist_id))
+        therapists = lock(_freed_for(therapist_id=vacancy.therapist_id, room_id=vacancy.room_id))
         if not lock(Vacancy.objects.pending().filter(pk=vacancy_id)):
             return []
         holds = []
-        for start in _starts_within(vacancy, now):
-            hold = offer_freed_time(therapist_id=vacancy.therapist_id, start=start, now=now)
+        for start in _starts_within(vacancy, therapists, now):
+            hold = offer_freed_time(
+                therapist_id=vacancy.therapist_id, room_id=vacancy.room_id, start=start, now=now
+            )
             if hold is not None:
                 holds.append(hold)
         Vacancy.objects.filter(pk=vacancy_id).update(offered_at=now)
@@ -707,7 +748,10 @@ def delete_appointments(*, appointments):
         for row in rows:
             if row.is_active:
                 record_vacancy(
-                    therapist_id=row.therapist_id, start=row.starts_at, end=row.blocked_until
+                    therapist_id=row.therapist_id,
+                    room_id=row.room_id,
+                    start=row.starts_at,
+                    end=row.blocked_until,
                 )
         Appointment.objects.filter(pk__in=[row.pk for row in rows]).delete()
 
@@ -740,78 +784,91 @@ def _free_period(therapist, start, now):
     return next((end for begin, end in periods[day] if begin <= start < end), None)
 
 
-def offer_freed_time(*, therapist_id, start, now=None):
-    """Offer the free time at `start` with a therapist to the first waitlist entry it suits
-    (or the first few, when the booking rules offer to several at once: first to book wins),
-    holding it for them; returns the first in line's Hold (the others share its
-    offer_round), or None when nobody is offered it.
+def offer_freed_time(*, start, therapist_id=None, room_id=None, now=None):
+    """Offer the free time at `start`, freed with a therapist and/or in a room, to the first
+    waitlist entry it suits (or the first few, when the booking rules offer to several at
+    once: first to book wins), holding it for them; returns the first in line's Hold (the
+    others share its offer_round and its therapist), or None when nobody is offered it.
 
-    Runs under the therapist's lock, so it cannot race a booking of that time, and re-reads
-    everything: a time booked, held or offered meanwhile is left alone. An entry is never
-    offered one time twice (a unique constraint), so a second run (a retried task, beat and
-    a worker at once) offers it to nobody new. The offer email is written in the same
-    transaction as the hold.
+    A therapist's freed time may go to entries for them (or for any therapist); time freed
+    in a room may go to any therapist who is free then and lacked only a room, so the
+    entries for each of them are in line together, in join order. The engine decides what
+    is free (therapist and room); the hold keeps both.
+
+    Runs under the lock of those therapists (by id) and of the rooms, so it cannot race a
+    booking of that time, and re-reads everything: a time booked, held or offered meanwhile
+    is left alone. An entry is never offered one time twice (a unique constraint), so a
+    second run (a retried task, beat and a worker at once) offers it to nobody new. The
+    offer email is written in the same transaction as the hold.
     """
     from .emails import write_waitlist_offer_email
-    from .waitlist import FreedTime, suited
+    from .waitlist import FreedTime, in_line
 
     now = now or timezone.now()
     tz = timezone.get_default_timezone()
     rules = BookingRules.current()
     with transaction.atomic():
-        therapist = next(iter(lock(Therapist.objects.active().filter(pk=therapist_id))), None)
-        if therapist is None:
-            return None
-        end = _free_period(therapist, start, now)
-        if end is None:
-            return None
-        # A treatment for two needs two therapists: one freed time cannot offer it.
-        offered = list(therapist.services.active().filter(for_two=False))
-        # Every bookable room, locked by id after the therapist as bookings lock them: a
+        therapists = lock(_freed_for(therapist_id=therapist_id, room_id=room_id))
+        # Every bookable room, locked by id after the therapists as bookings lock them: a
         # hold takes a room when its treatment needs one.
-        lock(Room.objects.bookable().order_by("pk"))
+        rooms = lock(Room.objects.bookable().order_by("pk"))
+        room = next((r for r in rooms if r.pk == room_id), None)
+        if room_id is not None and room is None and therapist_id is None:
+            return None  # the room is no longer bookable: nothing was freed
+        # The freed therapist first, so an entry for any therapist takes their time before
+        # another's free time.
+        therapists = sorted(therapists, key=lambda t: t.pk != therapist_id)
+        offers = _offers(therapists, therapist_id=therapist_id, room=room)
+        freed_times = []
+        for therapist, offered in offers.items():
+            end = _free_period(therapist, start, now)
+            if end is not None:
+                durations = {s.pk: s.duration + s.buffer for s in offered}
+                freed_times.append(FreedTime(therapist.pk, start, end, durations))
+        if not freed_times:
+            return None
+        services = {s.pk for offered in offers.values() for s in offered}
         day = start.astimezone(tz).date()
         entries = {
             entry.pk: entry
             for entry in WaitlistEntry.objects.waiting()
-            .filter(service__in=offered, first_day__lte=day, last_day__gte=day)
-            .filter(Q(therapist__isnull=True) | Q(therapist=therapist))
+            .filter(service__in=services, first_day__lte=day, last_day__gte=day)
+            .filter(Q(therapist__isnull=True) | Q(therapist__in=[t.pk for t in offers]))
             # Never the same time twice to one entry; one offer at a time to each.
             .exclude(Exists(Hold.objects.filter(entry=OuterRef("pk"), starts_at=start)))
             .exclude(Exists(Hold.objects.active().filter(entry=OuterRef("pk"))))
             .select_related("service")
         }
-        freed = FreedTime(
-            therapist_id=therapist.pk,
-            start=start,
-            end=end,
-            offers={s.pk: s.duration + s.buffer for s in offered},
-        )
         wishes = [entry.for_matching() for entry in entries.values()]
-        chosen, free_for = [], {}
-        for wish in suited(freed, wishes, tz=tz, now=now, notice=rules.min_notice):
-            service = entries[wish.entry_id].service
-            if service.pk not in free_for:
-                free = availability.free_starts(
-                    service=service,
-                    therapists=[therapist],
-                    first_day=day,
-                    last_day=day,
-                    now=now,
-                    rules=rules,
-                )
-                free_for[service.pk] = start in set(free.get(therapist.pk, ()))
-            if free_for[service.pk]:
-                chosen.append(entries[wish.entry_id])
-                if len(chosen) == rules.waitlist_offer_to:
+        by_pk = {therapist.pk: therapist for therapist in offers}
+        chosen, with_whom, free_for = [], None, {}
+        for wish, suiting in in_line(freed_times, wishes, tz=tz, now=now, notice=rules.min_notice):
+            entry = entries[wish.entry_id]
+            for pk in suiting if with_whom is None else [p for p in suiting if p == with_whom]:
+                if (entry.service_id, pk) not in free_for:
+                    free = availability.free_starts(
+                        service=entry.service,
+                        therapists=[by_pk[pk]],
+                        first_day=day,
+                        last_day=day,
+                        now=now,
+                        rules=rules,
+                    )
+                    free_for[entry.service_id, pk] = start in set(free.get(pk, ()))
+                if free_for[entry.service_id, pk]:
+                    # A round offers one therapist's time: the first in line's.
+                    chosen.append(entry)
+                    with_whom = pk
                     break
+            if len(chosen) == rules.waitlist_offer_to:
+                break
         if not chosen:
             return None
         offer_round = new_offer_round()
         holds = [
             Hold(
                 entry=entry,
-                therapist=therapist,
+                therapist=by_pk[with_whom],
                 service=entry.service,
                 room=_room_for_hold(entry.service, start, now),
                 starts_at=start,
@@ -851,13 +908,19 @@ def end_expired_holds(*, now=None):
         # The therapist first, as booking locks: ending a hold and offering its time to the
         # next commit together, so a worker that dies between them leaves the hold to retry.
         with transaction.atomic():
-            lock(Therapist.objects.filter(pk=hold.therapist_id))
+            # Every therapist its time may go to (a held room's: any), by id as booking does.
+            lock(_freed_for(therapist_id=hold.therapist_id, room_id=hold.room_id))
             won = Hold.objects.filter(pk=hold.pk, state=Hold.State.ACTIVE).update(
                 state=Hold.State.EXPIRED
             )
             if won:
                 ended += 1
-                offer_freed_time(therapist_id=hold.therapist_id, start=hold.starts_at, now=now)
+                offer_freed_time(
+                    therapist_id=hold.therapist_id,
+                    room_id=hold.room_id,
+                    start=hold.starts_at,
+                    now=now,
+                )
     return ended
 
 
@@ -871,27 +934,34 @@ def release_hold(*, hold, now=None):
         )
         if released:
             record_vacancy(
-                therapist_id=hold.therapist_id, start=hold.starts_at, end=hold.blocked_until
+                therapist_id=hold.therapist_id,
+                room_id=hold.room_id,
+                start=hold.starts_at,
+                end=hold.blocked_until,
             )
     return bool(released)
 
 
 def record_freed_by_staff_edit(*, before, after):
     """Staff changed an appointment in the admin: if that freed its old time (cancelled,
-    moved, given to another therapist), offer the time to the waitlist. Must run inside the
-    admin's transaction, with `before` read before the save."""
+    moved, given to another therapist or room), offer the time to the waitlist. Must run
+    inside the admin's transaction, with `before` read before the save."""
     if before is None or not before.is_active:
         return None
     kept = (
         after.is_active
         and after.therapist_id == before.therapist_id
+        and after.room_id == before.room_id
         and after.starts_at <= before.starts_at
         and after.blocked_until >= before.blocked_until
     )
     if kept:
         return None
     return record_vacancy(
-        therapist_id=before.therapist_id, start=before.starts_at, end=before.blocked_until
+        therapist_id=before.therapist_id,
+        room_id=before.room_id,
+        start=before.starts_at,
+        end=before.blocked_until,
     )
 
 
@@ -925,6 +995,13 @@ def reset_calendar_feed(*, therapist):
     return token
 
 
+def end_calendar_feed(*, therapist):
+    """Forget the therapist's calendar feed secret: its URL answers 404 and no new one
+    exists until someone asks for a link again (their staff login was unlinked)."""
+    Therapist.objects.filter(pk=therapist.pk).update(calendar_token=None)
+    therapist.calendar_token = None
+
+
 # --- rooms ----------------------------------------------------------------------------------
 def save_room(*, room):
     """Staff add or change a room (the one place rooms are written, so whatever must follow
@@ -937,13 +1014,21 @@ def save_room(*, room):
 
 def change_room_closures(*, saved, deleted):
     """Staff add, change or remove room closures; returns the active visits the saved ones
-    now cover (left as they are: staff move them, the admin names them)."""
+    now cover (left as they are: staff move them, the admin names them). The time a closure
+    removed, shortened or moved no longer covers is offered to the waitlist once this
+    commits."""
     with transaction.atomic():
         for closure in deleted:
+            record_vacancy(room_id=closure.room_id, start=closure.starts_at, end=closure.ends_at)
             closure.delete()
+        earlier = RoomClosure.objects.in_bulk([c.pk for c in saved if c.pk is not None])
         for closure in saved:
             closure.full_clean()
             closure.save()
+            before = earlier.get(closure.pk)
+            if before is not None:
+                for begins, ends in _uncovered(before, closure):
+                    record_vacancy(room_id=before.room_id, start=begins, end=ends)
         covered = Q(pk__in=[])
         for closure in saved:
             covered |= Q(room=closure.room_id, starts_at__lt=closure.ends_at) & Q(
@@ -952,3 +1037,15 @@ def change_room_closures(*, saved, deleted):
         return list(
             Appointment.objects.active().filter(covered).select_related("room", "therapist")
         )
+
+
+def _uncovered(before, after):
+    """The stretches of closure `before` that `after` (the same row, changed) no longer
+    covers: all of it when it moved to another room."""
+    if after.room_id != before.room_id:
+        return [(before.starts_at, before.ends_at)]
+    parts = [
+        (before.starts_at, min(before.ends_at, after.starts_at)),
+        (max(before.starts_at, after.ends_at), before.ends_at),
+    ]
+    return [(begins, ends) for begins, ends in parts if begins < ends]

@@ -75,3 +75,15 @@ def suited(freed, wishes, *, tz, now, notice=timedelta(0)):
     earliest = now + notice
     found = [wish for wish in wishes if suits(wish, freed, tz=tz, earliest=earliest)]
     return sorted(found, key=lambda wish: (wish.joined_at, wish.entry_id))
+
+
+def in_line(freed_times, wishes, *, tz, now, notice=timedelta(0)):
+    """[(wish, [therapist ids])]: the wishes that one start, freed with any of several
+    therapists (`freed_times`, one FreedTime each, in the order to try them), suits, first
+    joined first, each with the therapists it suits in that order. A room's freed time
+    is such a start: whoever of them it lets work then."""
+    suiting = {}
+    for freed in freed_times:
+        for wish in suited(freed, wishes, tz=tz, now=now, notice=notice):
+            suiting.setdefault(wish, []).append(freed.therapist_id)
+    return sorted(suiting.items(), key=lambda item: (item[0].joined_at, item[0].entry_id))

@@ -583,3 +583,157 @@ def test_a_spanish_offer_that_ran_out_says_so_in_spanish(client, service, at, fr
     assert offer_path(email).startswith("/es/")
     page = client.get(offer_path(email)).content.decode()
     assert "la hora se le guardó hasta entonces. Sigue en la lista de espera." in page
+
+
+# --- time freed in a room: the room may have been all another therapist lacked -------------
+@pytest.fixture
+def one_room(service):
+    """Two therapists (Maria and Ana) and one treatment room their treatment needs: the
+    room, not the therapists, decides what is free."""
+    from booking.models import Room, Service
+
+    service.room_need = Service.RoomNeed.ANY
+    service.save()
+    return Room.objects.create(name="Garden room")
+
+
+@pytest.fixture
+def ana(make_therapist):
+    return make_therapist("Ana Ruiz")
+
+
+def test_a_cancelled_visit_frees_its_room_for_a_patient_waiting_for_another_therapist(
+    service, therapist, ana, one_room, at
+):
+    day = at(10).date()
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    # Ana is free at 10:00 but the only room is taken: nothing to offer her patients.
+    assert at(10) not in Availability(service=service, therapists=[ana]).times_on(day)
+    for_ana = join(service, day, n=1, therapist=ana, joined_minutes=1)
+    for_maria = join(service, day, n=2, therapist=therapist, joined_minutes=5)
+
+    services.cancel_appointment(appointment=visit)
+    (vacancy,) = Vacancy.objects.pending()
+    holds = services.offer_vacancy(vacancy_id=vacancy.pk)
+
+    # Ana's patient joined first: she is offered 10:00 with Ana, in the room; Maria's
+    # patient, later in line, is not (the room is held for Ana's).
+    assert [(h.entry, h.therapist, h.room, h.starts_at) for h in holds] == [
+        (for_ana, ana, one_room, at(10))
+    ]
+    assert len(offers_to(for_ana)) == 1 and offers_to(for_maria) == []
+    assert at(10) not in Availability(service=service, therapists=[therapist, ana]).times_on(day)
+
+
+def test_a_room_closure_staff_delete_or_shorten_is_offered_to_the_waitlist(
+    client, staff_user, service, therapist, one_room, at
+):
+    from booking.models import RoomClosure
+
+    day = at(10).date()
+    morning = join(service, day, n=1)
+    tuesday = join(service, at(10, days=1).date(), n=2)
+    closed = RoomClosure.objects.create(room=one_room, starts_at=at(0), ends_at=at(23))
+    closed_too = RoomClosure.objects.create(
+        room=one_room, starts_at=at(0, days=1), ends_at=at(23, days=1)
+    )
+    client.force_login(staff_user)
+
+    def closure_form(index, closure, starts_at, **extra):
+        start, end = timezone.localtime(starts_at), timezone.localtime(closure.ends_at)
+        return {
+            f"closures-{index}-id": closure.pk,
+            f"closures-{index}-room": one_room.pk,
+            f"closures-{index}-starts_at_0": start.date().isoformat(),
+            f"closures-{index}-starts_at_1": start.strftime("%H:%M:%S"),
+            f"closures-{index}-ends_at_0": end.date().isoformat(),
+            f"closures-{index}-ends_at_1": end.strftime("%H:%M:%S"),
+            f"closures-{index}-reason": "",
+            **{f"closures-{index}-{key}": value for key, value in extra.items()},
+        }
+
+    response = client.post(
+        f"/admin/booking/room/{one_room.pk}/change/",
+        {
+            "name": one_room.name,
+            "kind": "single",
+            "is_bookable": "on",
+            "display_order": "0",
+            "closures-TOTAL_FORMS": "2",
+            "closures-INITIAL_FORMS": "2",
+            "closures-MIN_NUM_FORMS": "0",
+            "closures-MAX_NUM_FORMS": "1000",
+            **closure_form(0, closed, closed.starts_at, DELETE="on"),
+            # Tuesday's closure shortened: it now begins at noon.
+            **closure_form(1, closed_too, at(12, days=1)),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(RoomClosure.objects.values_list("starts_at", flat=True)) == [at(12, days=1)]
+
+    assert services.offer_pending_vacancies() == 2
+    holds = {h.entry: (h.therapist, h.room, h.starts_at) for h in Hold.objects.all()}
+    assert holds == {
+        morning: (therapist, one_room, at(9)),
+        tuesday: (therapist, one_room, at(9, days=1)),
+    }
+
+
+def test_time_freed_in_a_room_is_offered_once_however_often_beat_runs(
+    service, therapist, ana, one_room, at
+):
+    day = at(10).date()
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    for_any = join(service, day, n=1, joined_minutes=1)
+    for_ana = join(service, day, n=2, therapist=ana, joined_minutes=5)
+    services.cancel_appointment(appointment=visit)
+    (vacancy,) = Vacancy.objects.pending()
+
+    (hold,) = services.offer_vacancy(vacancy_id=vacancy.pk)
+    assert services.offer_vacancy(vacancy_id=vacancy.pk) == []
+    for _ in range(2):  # beat firing twice, a retried task
+        assert services.offer_pending_vacancies() == 0
+        assert services.end_expired_holds() == 0
+        for who in (therapist, ana):
+            assert services.offer_freed_time(therapist_id=who.pk, start=at(10)) is None
+        assert services.offer_freed_time(room_id=one_room.pk, start=at(10)) is None
+    assert (hold.entry, hold.therapist, hold.room) == (for_any, therapist, one_room)
+    assert Hold.objects.count() == 1 and len(offers_to(for_any)) == 1
+
+    # Unclaimed, it passes on once to the next in line, whoever's patient (the room was
+    # what Ana lacked), and never back to the first, with Maria or with Ana.
+    late = hold.expires_at + timedelta(seconds=1)
+    assert services.end_expired_holds(now=late) == 1
+    assert services.end_expired_holds(now=late) == 0
+    (next_hold,) = Hold.objects.active()
+    assert (next_hold.entry, next_hold.therapist, next_hold.room) == (for_ana, ana, one_room)
+    assert services.end_expired_holds(now=next_hold.expires_at + timedelta(seconds=1)) == 1
+    assert not Hold.objects.active().exists()
+    assert len(offers_to(for_any)) == 1 and len(offers_to(for_ana)) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the exclusion constraint")
+def test_a_room_held_from_the_waitlist_cannot_be_booked_over_by_another_therapist(
+    service, therapist, ana, make_therapist, one_room, at
+):
+    from tests.booking.test_occupancy import raw_appointment
+
+    visit = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    join(service, at(10).date(), n=1, therapist=ana)
+    services.cancel_appointment(appointment=visit)
+    (hold,) = services.offer_vacancy(vacancy_id=Vacancy.objects.get().pk)
+    assert (hold.therapist, hold.room) == (ana, one_room)
+
+    # A third therapist, free then, written straight into the held room: refused.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        raw_appointment(make_therapist("Lee Park"), service, at(10, 30), room=one_room)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Hold.objects.create(
+            entry=join(service, at(10).date(), n=2),
+            therapist=therapist,
+            service=service,
+            room=one_room,
+            starts_at=at(10),
+            blocked_until=at(11, 15),
+            expires_at=hold.expires_at,
+        )

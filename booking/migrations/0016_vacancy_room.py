@@ -1,0 +1,52 @@
+"""Time freed in a room is offered to the waitlist, whichever therapist may use it.
+
+A Vacancy may now name a room (the freed visit's, or a room closure removed or shortened),
+and a room's alone (no therapist). One entry is offered one time once, whichever therapist:
+the hold's unique constraint drops its therapist, since a room's freed time may go to any
+of them (the offering code already never offered an entry one start twice). A therapist's
+staff login deleted forgets their calendar feed's secret (booking.models.unlink_login;
+on_delete changes no SQL).
+"""
+
+import booking.models
+import django.db.models.deletion
+from django.conf import settings
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('booking', '0014_schedule_version'),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.RemoveConstraint(
+            model_name='hold',
+            name='hold_one_offer_per_entry',
+        ),
+        migrations.AddField(
+            model_name='vacancy',
+            name='room',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='vacancies', to='booking.room'),
+        ),
+        migrations.AlterField(
+            model_name='therapist',
+            name='user',
+            field=models.OneToOneField(blank=True, null=True, on_delete=booking.models.unlink_login, related_name='therapist', to=settings.AUTH_USER_MODEL, verbose_name='staff user'),
+        ),
+        migrations.AlterField(
+            model_name='vacancy',
+            name='therapist',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='vacancies', to='booking.therapist'),
+        ),
+        migrations.AddConstraint(
+            model_name='hold',
+            constraint=models.UniqueConstraint(fields=('entry', 'starts_at'), name='hold_one_offer_per_entry'),
+        ),
+        migrations.AddConstraint(
+            model_name='vacancy',
+            constraint=models.CheckConstraint(condition=models.Q(('therapist__isnull', False), ('room__isnull', False), _connector='OR'), name='vacancy_of_a_therapist_or_a_room'),
+        ),
+    ]
