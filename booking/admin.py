@@ -39,6 +39,7 @@ from .services import (
     cancel_appointment,
     change_room_closures,
     delete_appointments,
+    end_calendar_feed,
     leave_waitlist,
     mark_attendance,
     record_freed_by_staff_edit,
@@ -178,11 +179,21 @@ class TherapistAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "therapist": therapist,
             "feed_url": feed_url,
+            # The feed answers 404 for a therapist who left (booking.models, with_calendar_token).
+            "feed_off": not therapist.is_active
+            or (therapist.user is not None and not therapist.user.is_active),
             "webcal_url": "webcal://" + feed_url.split("://", 1)[1] if feed_url else None,
         }
         response = TemplateResponse(request, "admin/booking/therapist/calendar_feed.html", context)
         response["Cache-Control"] = "private, no-store"
         return response
+
+    def save_model(self, request, obj, form, change):
+        before = Therapist.objects.filter(pk=obj.pk).values_list("user_id", flat=True).first()
+        super().save_model(request, obj, form, change)
+        if before is not None and obj.user_id != before:
+            # The link was the old login's: whoever is linked next asks for a new one.
+            end_calendar_feed(therapist=obj)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is WorkingHours:

@@ -190,6 +190,63 @@ def test_resetting_the_link_makes_the_old_url_a_404(client, maria, visit):
     assert client.get(feed_path(maria)).status_code == 200
 
 
+def test_a_therapist_who_leaves_loses_the_feed(client, maria, visit, django_user_model):
+    services.reset_calendar_feed(therapist=maria)
+    path = feed_path(maria)
+    assert client.get(path).status_code == 200
+
+    Therapist.objects.filter(pk=maria.pk).update(is_active=False)
+    assert client.get(path).status_code == 404
+    Therapist.objects.filter(pk=maria.pk).update(is_active=True)
+    assert client.get(path).status_code == 200
+
+    django_user_model.objects.filter(pk=maria.user_id).update(is_active=False)
+    assert client.get(path).status_code == 404
+    django_user_model.objects.filter(pk=maria.user_id).update(is_active=True)
+
+    maria.user.delete()  # the login deleted: the therapist row stays, unlinked
+    maria.refresh_from_db()
+    assert maria.user is None and maria.calendar_token is None
+    assert client.get(path).status_code == 404
+
+
+def test_unlinking_the_login_in_the_admin_forgets_the_link(
+    client, maria, visit, staff_user, django_user_model
+):
+    services.reset_calendar_feed(therapist=maria)
+    old = feed_path(maria)
+    client.force_login(staff_user)
+    change = f"/admin/booking/therapist/{maria.pk}/change/"
+    form = {
+        "name": maria.name,
+        "slug": maria.slug,
+        "services": [s.pk for s in maria.services.all()],
+        "is_active": "on",
+        "display_order": 0,
+        "user": "",
+        **{
+            f"{prefix}-{key}": value
+            for prefix in ("working_hours", "time_off")
+            for key, value in {"TOTAL_FORMS": 0, "INITIAL_FORMS": 0}.items()
+        },
+    }
+    response = client.post(change, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    maria.refresh_from_db()
+    assert maria.user is None and maria.calendar_token is None
+    assert client.get(old).status_code == 404
+
+    # Linked again (the same login or another): the old link stays dead; they make a new one.
+    maria.user = django_user_model.objects.get(username="maria")
+    maria.save()
+    assert client.get(old).status_code == 404
+    page = f"/admin/booking/therapist/{maria.pk}/calendar-feed/"
+    assert "No link yet" in client.get(page).content.decode()
+    client.post(page)
+    maria.refresh_from_db()
+    assert feed_path(maria) != old and client.get(feed_path(maria)).status_code == 200
+
+
 def test_a_therapist_with_no_link_has_no_feed(client, maria, visit):
     assert maria.calendar_token is None
     assert client.get(reverse("booking:therapist_feed", args=["None"])).status_code == 404
