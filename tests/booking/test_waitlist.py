@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from booking.waitlist import FreedTime, Wish, part_of_day, suited
+from booking.waitlist import FreedTime, Wish, in_line, part_of_day, suited
 
 TZ = ZoneInfo("America/Los_Angeles")
 HOUR = timedelta(hours=1)
@@ -88,6 +88,23 @@ def test_the_buffer_counts_in_whether_a_treatment_fits():
 def test_an_entry_for_one_therapist_is_not_offered_another_ones_time_but_any_is():
     wishes = [wish(1, therapist=ANNA), wish(2, therapist=BEN), wish(3, therapist=None)]
     assert matched(freed(local(WEDNESDAY, 10), therapist=BEN), wishes) == [2, 3]
+
+
+def test_a_start_freed_with_several_therapists_puts_all_their_entries_in_one_line():
+    # A room's freed 10:00: Anna has an hour then, Ben only time for a shorter treatment.
+    start = local(WEDNESDAY, 10)
+    anna = freed(start, therapist=ANNA)
+    ben = freed(start, therapist=BEN, offers={FACIAL: HOUR})
+    wishes = [
+        wish(4, therapist=ANNA),
+        wish(2, therapist=BEN, service=FACIAL),
+        wish(3),  # any therapist: Anna first, as given
+        wish(1, therapist=BEN),  # a massage Ben has no time for
+    ]
+    found = in_line([anna, ben], wishes, tz=TZ, now=NOW)
+    assert [(w.entry_id, whom) for w, whom in found] == [(2, [BEN]), (3, [ANNA]), (4, [ANNA])]
+    both = freed(start, therapist=BEN)
+    assert [whom for w, whom in in_line([both, anna], [wish(3)], tz=TZ, now=NOW)] == [[BEN, ANNA]]
 
 
 def test_a_time_suits_entries_whose_range_or_chosen_days_include_its_day():

@@ -625,6 +625,29 @@ def test_a_cancelled_visit_frees_its_room_for_a_patient_waiting_for_another_ther
     assert at(10) not in Availability(service=service, therapists=[therapist, ana]).times_on(day)
 
 
+def test_a_visit_moved_or_deleted_frees_its_room_for_another_therapists_patient(
+    service, therapist, ana, one_room, at
+):
+    monday, tuesday = at(10).date(), at(10, days=1).date()
+    moved = book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    deleted = book_appointment(
+        service=service, therapist=therapist, start=at(10, days=1), patient=someone(1)
+    )
+    on_monday = join(service, monday, n=1, therapist=ana)
+    on_tuesday = join(service, tuesday, n=2, therapist=ana)
+
+    services.reschedule_appointment(appointment=moved, start=at(15))
+    services.delete_appointments(appointments=[deleted])
+    for vacancy in Vacancy.objects.pending():
+        services.offer_vacancy(vacancy_id=vacancy.pk)
+
+    holds = {h.entry: (h.therapist, h.room, h.starts_at) for h in Hold.objects.all()}
+    assert holds == {
+        on_monday: (ana, one_room, at(10)),
+        on_tuesday: (ana, one_room, at(10, days=1)),
+    }
+
+
 def test_a_room_closure_staff_delete_or_shorten_is_offered_to_the_waitlist(
     client, staff_user, service, therapist, one_room, at
 ):
