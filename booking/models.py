@@ -2,7 +2,8 @@
 
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -986,22 +987,48 @@ class ConsentText(models.Model):
 
 class HealthHistoryQuerySet(models.QuerySet):
     def latest_per_patient(self, patient_ids):
-        """{patient id: (the newest signing time, whether that version has a "yes")} for
-        `patient_ids`, in one query."""
+        """{patient id: LatestHistory} (the newest version's signing time, whether it has a
+        "yes", whether it is unconfirmed) for `patient_ids`, in one query."""
         newest = self.filter(patient_id=OuterRef("patient_id")).order_by("-signed_at", "-pk")
         # Never an empty IN (Django skips the query then): one query whatever is shown.
         rows = (
             self.filter(patient_id__in=sorted(patient_ids) or [-1])
             .filter(pk=Subquery(newest.values("pk")[:1]))
-            .values("patient_id", "signed_at", *Appointment.INTAKE_FIELDS)
+            .values(
+                "patient_id",
+                "signed_at",
+                "signed_with_proven_address",
+                "patient__verified_at",
+                *Appointment.INTAKE_FIELDS,
+            )
         )
         return {
-            row["patient_id"]: (
-                row["signed_at"],
-                any(row[name] for name in Appointment.INTAKE_FIELDS),
+            row["patient_id"]: LatestHistory(
+                signed_at=row["signed_at"],
+                flagged=any(row[name] for name in Appointment.INTAKE_FIELDS),
+                unconfirmed=history_unconfirmed(
+                    proven=row["signed_with_proven_address"],
+                    record_verified=row["patient__verified_at"] is not None,
+                ),
             )
             for row in rows
         }
+
+
+class LatestHistory(NamedTuple):
+    """The newest signed version of a patient's health history, as staff flags need it."""
+
+    signed_at: datetime | None = None
+    flagged: bool = False  # a "yes" to a red-flag question
+    unconfirmed: bool = False  # see history_unconfirmed()
+
+
+def history_unconfirmed(*, proven, record_verified):
+    """A version signed before anyone proved they hold the address, now on the address's
+    verified record: it may be a stranger's answers shown as the owner's (someone who typed
+    the address and signed from the confirmation page). On an unverified record it is that
+    booking's own and misleads nobody."""
+    return record_verified and not proven
 
 
 class HealthHistory(models.Model):
@@ -1049,6 +1076,16 @@ class HealthHistory(models.Model):
         related_name="+",
         help_text="The visit whose link it was signed from.",
     )
+    # False: signed on a record nobody had proven the address of (the confirmation page's
+    # link), which may since have joined the address's verified record: staff check it.
+    signed_with_proven_address = models.BooleanField(
+        "address proven at signing",
+        default=False,
+        help_text=(
+            "Whether the signer had proven they read mail at the address (the emailed link, or "
+            "a record already confirmed). If not, someone else may have signed it."
+        ),
+    )
 
     objects = HealthHistoryQuerySet.as_manager()
 
@@ -1070,6 +1107,15 @@ class HealthHistory(models.Model):
     @property
     def needs_clearance(self):
         return any(getattr(self, name) for name in Appointment.INTAKE_FIELDS)
+
+    @property
+    def unconfirmed(self):
+        """Signed before the address was proven and now on its verified record: staff check
+        it with the patient (the newest version is shown to the address's owner to correct)."""
+        return history_unconfirmed(
+            proven=self.signed_with_proven_address,
+            record_verified=self.patient.verified_at is not None,
+        )
 
 
 class ScheduleVersion(models.Model):
