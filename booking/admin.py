@@ -369,7 +369,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         "patient_record",
     ]
     fieldsets = [
-        (None, {"fields": ["therapist", "service", "room", "starts_at", "status"]}),
+        (None, {"fields": ["therapist", "service", "price", "room", "starts_at", "status"]}),
         (
             "Patient",
             {

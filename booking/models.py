@@ -555,6 +555,17 @@ class Appointment(models.Model):
     )
     # The visits of one couples booking share a number (and their room); empty otherwise.
     pair = models.BigIntegerField("booked together", null=True, blank=True, editable=False)
+    # The price the patient was shown when booking: a later change of the treatment's price
+    # does not change what their confirmation, emails and calendar file say they pay.
+    price = models.DecimalField(
+        _("price"),
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="As booked (the treatment's price then). Empty on a new visit: the "
+        "treatment's price now.",
+    )
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
     blocked_until = models.DateTimeField(
@@ -645,6 +656,12 @@ class Appointment(models.Model):
 
     def __str__(self):
         return f"{self.patient_name}, {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        # However a visit is made (the booking, the admin, a shell), it keeps today's price.
+        if self._state.adding and self.price is None and self.service_id is not None:
+            self.price = self.service.price
+        super().save(*args, **kwargs)
 
     INTAKE_FIELDS = (
         "intake_clot_signs",
