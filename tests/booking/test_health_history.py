@@ -525,7 +525,7 @@ def test_histories_signed_before_this_was_recorded_are_judged_from_their_record(
     from django.apps import apps
 
     migration = importlib.import_module(
-        "booking.migrations.0015_health_history_signed_with_proven_address"
+        "booking.migrations.0016_health_history_signed_with_proven_address"
     )
     stranger = client.__class__()
     mallory = book(service, therapist, at(10), name="Mallory")

@@ -25,7 +25,7 @@ def judge_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("booking", "0014_schedule_version"),
+        ("booking", "0015_appointment_price"),
     ]
 
     operations = [
