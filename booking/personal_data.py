@@ -300,6 +300,7 @@ def _history_exported(history):
         "signed_at": isoformat(history.signed_at),
         "signed_name": history.signed_name,
         "consent_text_version": history.consent_text.version,
+        "address_proven_at_signing": history.signed_with_proven_address,
         "language": history.language,
         "conditions": history.conditions,
         "medications": history.medications,
