@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -24,6 +25,7 @@ from .models import (
     Appointment,
     BookingRules,
     ConsentText,
+    HealthHistory,
     Hold,
     Room,
     RoomClosure,
@@ -378,7 +380,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         "patient_record",
     ]
     fieldsets = [
-        (None, {"fields": ["therapist", "service", "room", "starts_at", "status"]}),
+        (None, {"fields": ["therapist", "service", "price", "room", "starts_at", "status"]}),
         (
             "Patient",
             {
@@ -850,6 +852,75 @@ class HoldAdmin(admin.ModelAdmin):
     def release(self, request, queryset):
         released = sum(release_hold(hold=hold) for hold in queryset.filter(state=Hold.State.ACTIVE))
         self.message_user(request, f"{released} hold(s) released.", messages.SUCCESS)
+
+
+class UnconfirmedHistoryFilter(admin.SimpleListFilter):
+    """Versions signed before anyone proved they hold the address that are now on its
+    confirmed record (HealthHistory.unconfirmed): the ones to check with the patient."""
+
+    title = "unconfirmed"
+    parameter_name = "unconfirmed"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("yes", "Signed before the email was confirmed, now on a confirmed record"),
+            ("no", "No"),
+        ]
+
+    def queryset(self, request, queryset):
+        unconfirmed = Q(signed_with_proven_address=False, patient__verified_at__isnull=False)
+        if self.value() == "yes":
+            return queryset.filter(unconfirmed)
+        if self.value() == "no":
+            return queryset.exclude(unconfirmed)
+        return queryset
+
+
+@admin.register(HealthHistory)
+class HealthHistoryAdmin(admin.ModelAdmin):
+    """Every signed version, read-only (signed is locked; erasing goes through the patient's
+    page). The list names no health answer: they are on the version's own page and the
+    patient's."""
+
+    list_display = [
+        "signed_at",
+        "patient_record",
+        "signed_name",
+        "consent_version",
+        "signed_with_proven_address",
+        "unconfirmed_flag",
+    ]
+    list_filter = [UnconfirmedHistoryFilter, "signed_with_proven_address", "signed_at"]
+    list_select_related = ["patient", "consent_text"]
+    date_hierarchy = "signed_at"
+
+    def has_add_permission(self, request):
+        return False  # patients sign from their link
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a signed version is locked
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # "Erase this patient" on the patient's page
+
+    @admin.display(description="patient record", ordering="patient__name")
+    def patient_record(self, obj):
+        url = reverse("admin:clinic_patient_change", args=[obj.patient_id])
+        return format_html('<a href="{}">{}</a>', url, obj.patient)
+
+    @admin.display(description="consent version", ordering="consent_text__version")
+    def consent_version(self, obj):
+        return obj.consent_text.version
+
+    @admin.display(description="check")
+    def unconfirmed_flag(self, obj):
+        if obj.unconfirmed:
+            return format_html(
+                '<strong class="history-flag history-unconfirmed">{}</strong>: {}',
+                "History unconfirmed",
+                "signed before the email was confirmed; check it with the patient",
+            )
+        return ""
 
 
 @admin.register(ConsentText)

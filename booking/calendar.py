@@ -69,8 +69,8 @@ def _description(appointment, profile):
         ngettext("%(minutes)s minute", "%(minutes)s minutes", service.duration_minutes)
         % {"minutes": service.duration_minutes},
     ]
-    if service.price is not None:
-        parts.append(money(service.price))
+    if appointment.price is not None:
+        parts.append(money(appointment.price))
     text = _("%(visit)s, with %(therapist)s.") % {
         "visit": ", ".join(parts),
         "therapist": appointment.therapist_names,

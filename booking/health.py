@@ -53,7 +53,7 @@ def state_for(appointment):
     if appointment.patient_id is None:
         return MISSING
     latest = HealthHistory.objects.latest_per_patient([appointment.patient_id])
-    signed_at, _flagged = latest.get(appointment.patient_id, (None, False))
+    signed_at = latest[appointment.patient_id].signed_at if latest else None
     return history_state(signed_at, appointment.starts_at)
 
 
@@ -147,12 +147,26 @@ class ConsentChanged(Exception):
 
 
 def sign_health_history(
-    *, patient, answers, signed_name, consent_version, language, appointment=None, now=None
+    *,
+    patient,
+    answers,
+    signed_name,
+    consent_version,
+    language,
+    appointment=None,
+    emailed=None,
+    now=None,
 ):
     """Store a new signed version of `patient`'s health history; returns it.
 
     The earlier versions stay as they were signed (locked). The consent text's version is the
     one the patient was shown (versions are never edited, so it is exactly what they read).
+
+    `emailed`: the form came from the link emailed to the address (True: the signer proved
+    they hold it) or from the confirmation page's (False: proof of nothing; ProofNeeded if
+    the record was proven or merged away meanwhile, as record_for would now say); None, no
+    link: proven if the record is. The version records whether the address was proven, so
+    staff see a history signed without proof that has since joined the address's record.
     """
     now = now or timezone.now()
     consent = ConsentText.objects.filter(version=consent_version).first()
@@ -160,13 +174,19 @@ def sign_health_history(
         raise ConsentChanged
     with transaction.atomic():
         # One signing at a time per person, so two submits cannot interleave their versions.
-        lock(Patient.objects.filter(pk=patient.pk))
+        locked = lock(Patient.objects.filter(pk=patient.pk))
+        if not locked:
+            raise ProofNeeded  # merged into the address's record since the form was opened
+        if emailed is False and locked[0].verified_at is not None:
+            raise ProofNeeded  # proven since the page's link opened the form
+        proven = bool(emailed) or locked[0].verified_at is not None
         latest = latest_history(patient)
         if (
             latest is not None
             and now - latest.signed_at < RESUBMIT_WINDOW
             and latest.consent_text_id == consent.pk
             and latest.signed_name == signed_name
+            and latest.signed_with_proven_address == proven
             and all(getattr(latest, name) == value for name, value in answers.items())
         ):
             return latest  # the same form sent twice (a double click, a reload): one version
@@ -177,6 +197,7 @@ def sign_health_history(
             signed_at=now,
             language=language,
             appointment=appointment,
+            signed_with_proven_address=proven,
             **answers,
         )
         history.full_clean()

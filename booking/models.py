@@ -2,7 +2,8 @@
 
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -573,6 +574,17 @@ class Appointment(models.Model):
     )
     # The visits of one couples booking share a number (and their room); empty otherwise.
     pair = models.BigIntegerField("booked together", null=True, blank=True, editable=False)
+    # The price the patient was shown when booking: a later change of the treatment's price
+    # does not change what their confirmation, emails and calendar file say they pay.
+    price = models.DecimalField(
+        _("price"),
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="As booked (the treatment's price then). Empty on a new visit: the "
+        "treatment's price now.",
+    )
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
     blocked_until = models.DateTimeField(
@@ -663,6 +675,12 @@ class Appointment(models.Model):
 
     def __str__(self):
         return f"{self.patient_name}, {timezone.localtime(self.starts_at):%a %b %-d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        # However a visit is made (the booking, the admin, a shell), it keeps today's price.
+        if self._state.adding and self.price is None and self.service_id is not None:
+            self.price = self.service.price
+        super().save(*args, **kwargs)
 
     INTAKE_FIELDS = (
         "intake_clot_signs",
@@ -1016,22 +1034,48 @@ class ConsentText(models.Model):
 
 class HealthHistoryQuerySet(models.QuerySet):
     def latest_per_patient(self, patient_ids):
-        """{patient id: (the newest signing time, whether that version has a "yes")} for
-        `patient_ids`, in one query."""
+        """{patient id: LatestHistory} (the newest version's signing time, whether it has a
+        "yes", whether it is unconfirmed) for `patient_ids`, in one query."""
         newest = self.filter(patient_id=OuterRef("patient_id")).order_by("-signed_at", "-pk")
         # Never an empty IN (Django skips the query then): one query whatever is shown.
         rows = (
             self.filter(patient_id__in=sorted(patient_ids) or [-1])
             .filter(pk=Subquery(newest.values("pk")[:1]))
-            .values("patient_id", "signed_at", *Appointment.INTAKE_FIELDS)
+            .values(
+                "patient_id",
+                "signed_at",
+                "signed_with_proven_address",
+                "patient__verified_at",
+                *Appointment.INTAKE_FIELDS,
+            )
         )
         return {
-            row["patient_id"]: (
-                row["signed_at"],
-                any(row[name] for name in Appointment.INTAKE_FIELDS),
+            row["patient_id"]: LatestHistory(
+                signed_at=row["signed_at"],
+                flagged=any(row[name] for name in Appointment.INTAKE_FIELDS),
+                unconfirmed=history_unconfirmed(
+                    proven=row["signed_with_proven_address"],
+                    record_verified=row["patient__verified_at"] is not None,
+                ),
             )
             for row in rows
         }
+
+
+class LatestHistory(NamedTuple):
+    """The newest signed version of a patient's health history, as staff flags need it."""
+
+    signed_at: datetime | None = None
+    flagged: bool = False  # a "yes" to a red-flag question
+    unconfirmed: bool = False  # see history_unconfirmed()
+
+
+def history_unconfirmed(*, proven, record_verified):
+    """A version signed before anyone proved they hold the address, now on the address's
+    verified record: it may be a stranger's answers shown as the owner's (someone who typed
+    the address and signed from the confirmation page). On an unverified record it is that
+    booking's own and misleads nobody."""
+    return record_verified and not proven
 
 
 class HealthHistory(models.Model):
@@ -1079,6 +1123,16 @@ class HealthHistory(models.Model):
         related_name="+",
         help_text="The visit whose link it was signed from.",
     )
+    # False: signed on a record nobody had proven the address of (the confirmation page's
+    # link), which may since have joined the address's verified record: staff check it.
+    signed_with_proven_address = models.BooleanField(
+        "address proven at signing",
+        default=False,
+        help_text=(
+            "Whether the signer had proven they read mail at the address (the emailed link, or "
+            "a record already confirmed). If not, someone else may have signed it."
+        ),
+    )
 
     objects = HealthHistoryQuerySet.as_manager()
 
@@ -1100,6 +1154,15 @@ class HealthHistory(models.Model):
     @property
     def needs_clearance(self):
         return any(getattr(self, name) for name in Appointment.INTAKE_FIELDS)
+
+    @property
+    def unconfirmed(self):
+        """Signed before the address was proven and now on its verified record: staff check
+        it with the patient (the newest version is shown to the address's owner to correct)."""
+        return history_unconfirmed(
+            proven=self.signed_with_proven_address,
+            record_verified=self.patient.verified_at is not None,
+        )
 
 
 class ScheduleVersion(models.Model):

@@ -18,7 +18,15 @@ from django.utils.translation import gettext as _
 from clinic.locking import lock
 from clinic.personal_data import PersonalData, isoformat, months_before, register
 
-from .models import Appointment, BookingRules, HealthHistory, Hold, Vacancy, WaitlistEntry
+from .models import (
+    Appointment,
+    BookingRules,
+    HealthHistory,
+    Hold,
+    LatestHistory,
+    Vacancy,
+    WaitlistEntry,
+)
 
 ANONYMOUS_NAME = "Anonymised"
 ANONYMOUS_EMAIL = "anonymised@example.invalid"
@@ -172,12 +180,13 @@ class Appointments(PersonalData):
         visits = list(
             patient.appointments.select_related("service", "therapist").order_by("starts_at")
         )
-        latest, _flagged = HealthHistory.objects.latest_per_patient([patient.pk]).get(
-            patient.pk, (None, False)
+        latest = HealthHistory.objects.latest_per_patient([patient.pk]).get(
+            patient.pk, LatestHistory()
         )
         upcoming = [a for a in visits if a.is_active and a.starts_at > now]
         for visit in upcoming:
-            visit.history_state = history_state(latest, visit.starts_at)
+            visit.history_state = history_state(latest.signed_at, visit.starts_at)
+            visit.history_unconfirmed = latest.unconfirmed
         return {
             "upcoming": upcoming,
             "past": [a for a in visits if a.starts_at <= now and a.is_active][::-1],
@@ -291,6 +300,7 @@ def _history_exported(history):
         "signed_at": isoformat(history.signed_at),
         "signed_name": history.signed_name,
         "consent_text_version": history.consent_text.version,
+        "address_proven_at_signing": history.signed_with_proven_address,
         "language": history.language,
         "conditions": history.conditions,
         "medications": history.medications,
@@ -335,6 +345,7 @@ class HealthHistories(PersonalData):
         return {
             "histories": histories[::-1],
             "state_now": history_state(latest.signed_at if latest else None, now),
+            "unconfirmed_now": latest is not None and latest.unconfirmed,
         }
 
     def repoint(self, *, source, target):

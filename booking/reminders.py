@@ -62,6 +62,7 @@ def _write_reminder_email(appointment, *, now, rules):
             "starts_at": appointment.starts_at,
             "ends_at": appointment.ends_at,
             "service": appointment.service,
+            "price": appointment.price,
             "therapist": appointment.therapist,
             "therapists": appointment.therapist_names,
             "manage_url": links_in(appointment, appointment.language)["manage_url"],

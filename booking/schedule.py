@@ -16,7 +16,15 @@ from clinic.models import Closure
 from . import slots
 from .availability import load_inputs
 from .health import history_state
-from .models import Appointment, HealthHistory, Hold, Room, RoomClosure, Therapist
+from .models import (
+    Appointment,
+    HealthHistory,
+    Hold,
+    LatestHistory,
+    Room,
+    RoomClosure,
+    Therapist,
+)
 
 DAY, WEEK = "day", "week"
 BY_THERAPIST, BY_ROOM = "therapists", "rooms"
@@ -37,9 +45,11 @@ class Entry:
     hold: Hold | None = None
     reason: str = ""
     # An appointment's health history at its start: "missing", "expired" or "current", and
-    # whether its latest version has a "yes" to a red-flag question.
+    # whether its latest version has a "yes" to a red-flag question or is unconfirmed
+    # (signed before the address was proven, now on its verified record).
     history: str = ""
     history_flag: bool = False
+    history_unconfirmed: bool = False
     from_midnight: bool = False
     to_midnight: bool = False
 
@@ -127,10 +137,11 @@ def load_schedule(*, therapists, first_day, last_day, tz=None):
     signed = HealthHistory.objects.latest_per_patient({a.patient_id for a in shown if a.patient_id})
 
     def history(appointment):
-        signed_at, flagged = signed.get(appointment.patient_id, (None, False))
+        latest = signed.get(appointment.patient_id, LatestHistory())
         return {
-            "history": history_state(signed_at, appointment.starts_at),
-            "history_flag": flagged,
+            "history": history_state(latest.signed_at, appointment.starts_at),
+            "history_flag": latest.flagged,
+            "history_unconfirmed": latest.unconfirmed,
         }
 
     closures = inputs.closures

@@ -1040,6 +1040,15 @@ def waitlist_offer(request, token):
 
 
 # --- the health history and consent, from the signed link ---------------------------------
+def _proof_needed(request):
+    """The confirmation page's link, for a record whose address is proven: the emailed one only."""
+    return _unavailable(
+        request,
+        _("For your privacy, open your health history from the link in the email we sent you."),
+        status=403,
+    )
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 @ratelimit(key="ip", rate=booking_rate, method="POST", block=True)
@@ -1064,11 +1073,7 @@ def health_history(request, token):
     try:
         patient = health.record_for(appointment, emailed=emailed)
     except health.ProofNeeded:
-        return _unavailable(
-            request,
-            _("For your privacy, open your health history from the link in the email we sent you."),
-            status=403,
-        )
+        return _proof_needed(request)
     latest = health.latest_history(patient)
     consent = ConsentText.current()
     status = 200
@@ -1083,7 +1088,10 @@ def health_history(request, token):
                     consent_version=form.cleaned_data["consent_version"],
                     language=translation.get_language(),
                     appointment=appointment,
+                    emailed=emailed,
                 )
+            except health.ProofNeeded:  # the address was proven while the form was open
+                return _proof_needed(request)
             except health.ConsentChanged:
                 form.add_error(
                     None,

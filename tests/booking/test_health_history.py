@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from booking.health import (
     CURRENT,
@@ -396,3 +397,156 @@ def test_the_same_form_sent_twice_signs_one_version(client, booked):
     assert HealthHistory.objects.count() == 1
     assert client.post(link, {**data, "areas_to_avoid": ""}).status_code == 303
     assert HealthHistory.objects.count() == 2  # a change is a new version
+
+
+# --- a history signed before the address was proven is flagged to staff -------------------------
+UNCONFIRMED = "History unconfirmed"
+
+
+def staff_pages(client, appointment):
+    """The staff schedule of the visit's day, the patient's admin page and the health-history
+    list's unconfirmed filter, as a logged-in staff member sees them."""
+    appointment.refresh_from_db()
+    day = timezone.localtime(appointment.starts_at).date()
+    return {
+        "schedule": client.get(f"/admin/booking/appointment/schedule/?date={day}"),
+        "patient": client.get(f"/admin/clinic/patient/{appointment.patient_id}/change/"),
+        "histories": client.get("/admin/booking/healthhistory/?unconfirmed=yes"),
+    }
+
+
+def test_a_strangers_history_that_joins_the_owners_record_is_flagged_to_staff(
+    client, staff_user, service, therapist, at, caplog
+):
+    staff = client.__class__()
+    staff.force_login(staff_user)
+    # Mallory books with Pat's address and signs from the confirmation page's link.
+    stranger = client.__class__()
+    mallory = book(service, therapist, at(10), name="Mallory")
+    with caplog.at_level(logging.DEBUG):
+        assert sign(stranger, page_link(stranger, mallory)).status_code == 303
+    # On the booking's own unproven record it misleads nobody: no flag yet.
+    assert UNCONFIRMED not in staff_pages(staff, mallory)["schedule"].content.decode()
+
+    # Pat follows the emailed link: the record joins Pat's, Mallory's answers become Pat's newest.
+    with caplog.at_level(logging.DEBUG):
+        form = client.get(emailed_link(mallory))
+    assert form.status_code == 200 and "Zebrafish syndrome since 2019" in form.content.decode()
+    mallory.refresh_from_db()
+    assert mallory.patient.verified_at is not None
+
+    pages = staff_pages(staff, mallory)
+    assert all(page.status_code == 200 for page in pages.values())
+    schedule = pages["schedule"].content.decode()
+    assert "History unconfirmed: signed before the email was confirmed" in _text(schedule)
+    assert "check it with the patient" in _text(schedule)
+    patient_page = _text(pages["patient"].content.decode())
+    assert UNCONFIRMED in patient_page
+    assert "Version 1 (latest)" in patient_page
+    assert "Signed before the email was confirmed" in patient_page
+    assert UNCONFIRMED in pages["histories"].content.decode()
+    assert "Pat Q. Example" in pages["histories"].content.decode()
+    # The flag names no answer, nor does any email, log line or staff URL.
+    assert not any(word in schedule.lower() for word in TELLTALES)
+    assert not any(word in pages["histories"].content.decode().lower() for word in TELLTALES)
+    for email in OutgoingEmail.objects.all():
+        text = f"{email.subject} {email.body_text} {email.body_html}".lower()
+        assert not any(word in text for word in TELLTALES)
+        assert "unconfirmed" not in text
+    assert not any(word in caplog.text.lower() for word in TELLTALES)
+
+
+def test_a_history_signed_from_the_emailed_link_is_not_flagged(client, staff_user, booked):
+    assert sign(client, emailed_link(booked)).status_code == 303
+    assert HealthHistory.objects.get().signed_with_proven_address
+    client.force_login(staff_user)
+    pages = staff_pages(client, booked)
+    for name, page in pages.items():
+        assert page.status_code == 200 and UNCONFIRMED not in page.content.decode(), name
+    assert "Version 1 (latest)" in pages["patient"].content.decode()
+    assert "Signed before the email was confirmed" not in pages["patient"].content.decode()
+
+
+def test_a_history_signed_after_the_address_was_proven_is_not_flagged(
+    client, staff_user, service, therapist, at
+):
+    # Mallory signs from the page; Pat proves the address, then signs the form again.
+    stranger = client.__class__()
+    mallory = book(service, therapist, at(10), name="Mallory")
+    assert sign(stranger, page_link(stranger, mallory)).status_code == 303
+    link = emailed_link(mallory)
+    assert sign(client, link, conditions="None", signed_name="Pat Example").status_code == 303
+
+    histories = list(HealthHistory.objects.order_by("signed_at", "pk"))
+    assert [h.signed_with_proven_address for h in histories] == [False, True]
+    staff = client.__class__()
+    staff.force_login(staff_user)
+    pages = staff_pages(staff, mallory)
+    assert UNCONFIRMED not in pages["schedule"].content.decode()
+    patient_page = _text(pages["patient"].content.decode())
+    assert UNCONFIRMED not in patient_page
+    assert "Version 2 (latest)" in patient_page
+    # The first version stays marked as what it was.
+    assert patient_page.count("Signed before the email was confirmed") == 1
+    assert UNCONFIRMED in pages["histories"].content.decode()  # version 1 is still listed
+    assert "Pat Example" not in pages["histories"].content.decode()
+
+
+def test_a_page_link_form_sent_after_the_address_was_proven_signs_nothing(booked):
+    """The page's link opened the form on an unproven record; the address was proven (or the
+    record merged away) before the form was sent: nothing is signed on the owner's record."""
+    from booking.health import ProofNeeded
+
+    answers = {
+        **{k: FILLED[k] for k in KEYS if k in FILLED and not k.startswith("intake_")},
+        **dict.fromkeys(Appointment.INTAKE_FIELDS, False),
+    }
+    record = booked.patient
+    Patient.objects.filter(pk=record.pk).update(verified_at=booked.starts_at)
+    with pytest.raises(ProofNeeded):
+        sign_health_history(
+            patient=record,
+            answers=answers,
+            signed_name="Mallory",
+            consent_version=1,
+            language="en",
+            emailed=False,
+        )
+    assert not HealthHistory.objects.exists()
+
+
+def test_histories_signed_before_this_was_recorded_are_judged_from_their_record(
+    client, service, therapist, at
+):
+    """Migration 0015: unverified record: not proven; signed before the record was
+    confirmed: not proven; signed at or after: proven."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "booking.migrations.0016_health_history_signed_with_proven_address"
+    )
+    stranger = client.__class__()
+    mallory = book(service, therapist, at(10), name="Mallory")
+    sign(stranger, page_link(stranger, mallory))  # before Pat proves the address
+    sign(client, emailed_link(mallory), conditions="None")  # after
+    unproven = book(service, therapist, at(14), email="sam@example.com", name="Sam")
+    sign(stranger, page_link(stranger, unproven))  # on a record never proven
+    HealthHistory.objects.update(signed_with_proven_address=False)
+
+    migration.judge_existing(apps, None)
+
+    judged = HealthHistory.objects.order_by("pk").values_list(
+        "conditions", "signed_with_proven_address"
+    )
+    assert list(judged) == [
+        (FILLED["conditions"], False),
+        ("None", True),
+        (FILLED["conditions"], False),
+    ]
+
+
+def _text(html):
+    """The page's text as read (tags dropped, spaces squeezed)."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))

@@ -28,7 +28,9 @@ class FormReader(HTMLParser):
         if tag == "input" and name and attrs.get("type") not in ("submit", "file", "button"):
             if attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
                 return
-            self.data.setdefault(name, []).append(attrs.get("value", "on"))
+            # As a browser sends them: a checked box without a value is "on", an empty field "".
+            checkable = attrs.get("type") in ("checkbox", "radio")
+            self.data.setdefault(name, []).append(attrs.get("value", "on" if checkable else ""))
         elif tag == "select" and name:
             self._select = name
             self.data.setdefault(name, [])

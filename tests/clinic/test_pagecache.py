@@ -431,3 +431,70 @@ def test_a_copy_kept_in_memory_is_served_without_asking_redis(client, settings, 
 
     monkeypatch.setattr(cache, "get_many", no_redis)
     assert client.get(CALF)["X-Page-Cache"] == "hit"
+
+
+def test_a_worker_whose_redis_stops_no_longer_trusts_its_copies_and_trusts_them_again_after(
+    settings,
+):
+    # Pass (b) and production: copies in memory are served only while this process hears
+    # Redis's announcements. With Redis gone it cannot hear of another process's change, so
+    # it must stop serving them (and render) until Redis is back. A Redis of its own, to stop.
+    if not settings.REDIS_URL:
+        pytest.skip("Redis is not configured in this pass (pass (a): the embedded default)")
+    import os
+    import shutil
+    import subprocess
+
+    import redis
+    from django.test import Client
+
+    from clinic import cache as resilient
+    from clinic import pagecopies
+    from tests.clinic.test_serve import free_port
+    from tests.conftest import wait_for
+
+    assert shutil.which("redis-server"), "pass (b) needs redis-server (apt-get install redis)"
+    port = free_port()
+    # On the real clock: under `make test-dates` libfaketime would stall Redis's timers.
+    real_clock = {k: v for k, v in os.environ.items() if not k.startswith(("FAKETIME", "LD_PRE"))}
+
+    def start():
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            env=real_clock,
+        )
+        probe = redis.Redis(port=port)
+        assert wait_for(lambda: _answers(probe)), "redis-server did not start"
+        resilient._down_until.clear()  # as RETRY_AFTER_SECONDS later
+        return server
+
+    server = start()
+    try:
+        location = f"redis://127.0.0.1:{port}/0"
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": location}}
+        visitor = Client()
+        visitor.get(CALF)
+        assert wait_for(lambda: pagecopies.copies.version() is not None)
+        assert visitor.get(CALF)["X-Page-Cache"] == "hit"
+        server.terminate()
+        server.wait()
+        assert wait_for(lambda: pagecopies.copies.version() is None, timeout=10)
+        page = visitor.get(CALF)
+        assert (page.status_code, page["X-Page-Cache"]) == (200, "miss")
+        assert b"calf" in page.content.lower()
+        server = start()
+        assert wait_for(lambda: visitor.get(CALF)["X-Page-Cache"] == "hit", timeout=15)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _answers(client):
+    import redis
+
+    try:
+        return client.ping()
+    except redis.exceptions.ConnectionError:
+        return False

@@ -253,6 +253,10 @@ def test_export_from_the_record_covers_every_address_and_the_history(
     }
     assert len(data["health_histories"]) == 2
     assert data["health_histories"][0]["consent_text_version"] == 1
+    # Whether each version was signed by someone who had proven the address, as staff see it.
+    assert sorted(h["address_proven_at_signing"] for h in data["health_histories"]) == sorted(
+        h.signed_with_proven_address for h in home.health_histories.all()
+    )
     assert len(data["waitlist"]) == 2 and len(data["newsletter"]) == 2
     assert client.get(f"/admin/clinic/patient/{home.pk}/export/").status_code == 403
 

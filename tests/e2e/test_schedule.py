@@ -5,8 +5,10 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from booking.models import TimeOff
+from booking.health import sign_health_history
+from booking.models import Appointment, ConsentText, TimeOff
 from booking.services import PatientDetails, book_appointment
+from clinic.patients import prove_email
 from tests.e2e.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,13 +18,14 @@ def test_staff_read_the_week_schedule_and_open_an_appointment(
     page, check_page, live_server, seeded, staff_user, booking_rules, service, make_therapist, at
 ):
     maria, omar = make_therapist("Noor Ahmed"), make_therapist("Omar Haddad")
+    visits = {}
     for days, hour, who, name, intake in [
         (0, 9, maria, "Kim Alvarez", {"intake_clot_signs": True}),
         (0, 13, omar, "Lee Brown", {}),
         (1, 10, maria, "Ana Chen", {"intake_pregnant": False}),
         (2, 14, omar, "Sam Diaz", {"intake_blood_thinners": True}),
     ]:
-        book_appointment(
+        visits[name] = book_appointment(
             service=service,
             therapist=who,
             start=at(hour, days=days),
@@ -33,6 +36,24 @@ def test_staff_read_the_week_schedule_and_open_an_appointment(
     TimeOff.objects.create(
         therapist=omar, starts_at=at(9, days=3), ends_at=at(12, days=3), reason="Dentist"
     )
+    # Lee's history was signed from the confirmation page, before anyone proved the address.
+    sign_health_history(
+        patient=visits["Lee Brown"].patient,
+        answers={
+            "conditions": "",
+            "medications": "",
+            "areas_to_avoid": "",
+            "pressure": "medium",
+            "emergency_name": "Robin Brown",
+            "emergency_phone": "(209) 555-0199",
+            **dict.fromkeys(Appointment.INTAKE_FIELDS, False),
+        },
+        signed_name="Lee Brown",
+        consent_version=ConsentText.current().version,
+        language="en",
+        emailed=False,
+    )
+    prove_email(patient=visits["Lee Brown"].patient)
     monday = at(9).date()
 
     page.goto(live_server.url + "/admin/login/?next=/admin/")
@@ -51,6 +72,7 @@ def test_staff_read_the_week_schedule_and_open_an_appointment(
         page.get_by_role("heading", name=f"{week_end:%A} {week_end.day} {week_end:%B %Y}")
     ).to_be_visible()
     expect(page.get_by_text("Check intake")).to_have_count(2)
+    expect(page.get_by_text("History unconfirmed")).to_have_count(1)
     expect(page.get_by_text("Time off: Dentist")).to_be_visible()
     check_page("admin-schedule-week")
 
