@@ -17,7 +17,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('booking', '0014_schedule_version'),
+        ('booking', '0016_health_history_signed_with_proven_address'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
