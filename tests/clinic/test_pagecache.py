@@ -332,6 +332,27 @@ def test_a_parameter_the_view_ignores_is_served_the_pages_one_entry(client):
     assert topic["X-Page-Cache"] == "miss" and topic.status_code == 200
 
 
+def language_switch(response):
+    return re.search(r'<a [^>]*language-switch[^>]*href="([^"]*)"', response.content.decode())[1]
+
+
+def test_a_stored_page_never_shows_the_next_visitors_the_query_string_it_was_rendered_for(client):
+    # An ad's click id, a campaign's words: one visitor's, and left out of the key, so the
+    # page stored for them is everybody's. Its link to the other language used to keep them.
+    first = client.get("/?fbclid=one-visitors-click-id")
+    assert first["X-Page-Cache"] == "miss"
+    second = client.get("/")
+    assert second["X-Page-Cache"] == "hit"
+    for page in (first, second):
+        assert "one-visitors-click-id" not in page.content.decode()
+        assert language_switch(page) == "/es/"
+    # What the key holds is the same for everybody who gets that entry: the link keeps it.
+    topic = client.get("/articles/?utm_source=someones-mail&topic=low-back-pain")
+    assert language_switch(topic) == "/es/articles/?topic=low-back-pain"
+    # A page never stored is the visitor's own: their query string stays as they typed it.
+    assert language_switch(client.get("/articles/?q=calf&zz=1")) == "/es/articles/?q=calf&zz=1"
+
+
 def test_a_search_is_answered_but_never_stored(client):
     before = page_cache_keys()
     for n in range(20):
