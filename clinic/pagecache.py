@@ -180,6 +180,15 @@ def _canonical_query(request):
     return urlencode(parts)
 
 
+def query_on_page(request):
+    """The query string `request`'s page may show (its link to the other language keeps it):
+    all of it on a page never stored, else only the parameters in the key, since a stored
+    page goes to everyone whose address differs from this one in the rest."""
+    if not _is_candidate(request):
+        return request.META.get("QUERY_STRING", "")
+    return _canonical_query(request)
+
+
 def _key(request):
     encoding = "gzip" if _ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")) else "-"
     # The host name without a port, folded: "Clinic.example:443" is not a page of its own.

@@ -8,6 +8,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, override
 
 from clinic.i18n import money, translated
+from clinic.pagecache import query_on_page
 
 register = template.Library()
 
@@ -51,7 +52,8 @@ def language_alternates(context):
 
 @register.simple_tag(takes_context=True)
 def other_languages(context):
-    """[(code, name, URL)]: this page (query string kept) in each other language.
+    """[(code, name, URL)]: this page (its query string, as far as clinic.pagecache.query_on_page
+    allows) in each other language.
 
     A page with no twin (a 404, a page outside the translated site) leads to the other
     language's home page instead.
@@ -64,7 +66,7 @@ def other_languages(context):
         if code == current:
             continue
         if paths:
-            query = request.META.get("QUERY_STRING", "")
+            query = query_on_page(request)
             url = translate_url(
                 f"{request.path_info}?{query}" if query else request.path_info, code
             )
