@@ -1040,16 +1040,22 @@ def change_room_closures(*, saved, deleted):
     """Staff add, change or remove room closures; returns the active visits the saved ones
     now cover (left as they are: staff move them, the admin names them). The time a closure
     removed, shortened or moved no longer covers is offered to the waitlist once this
-    commits."""
+    commits. As in change_time_off, the stored rows are read, locked, first: what is freed
+    is what the database held, not the form's copy (a row edited and deleted in one post)."""
     with transaction.atomic():
+        ids = [closure.pk for closure in [*deleted, *saved] if closure.pk is not None]
+        stored = {
+            row.pk: row for row in lock(RoomClosure.objects.filter(pk__in=ids).order_by("pk"))
+        }
         for closure in deleted:
-            record_vacancy(room_id=closure.room_id, start=closure.starts_at, end=closure.ends_at)
-            closure.delete()
-        earlier = RoomClosure.objects.in_bulk([c.pk for c in saved if c.pk is not None])
+            row = stored.get(closure.pk)
+            if row is not None:  # already gone: another save removed it and freed its time
+                record_vacancy(room_id=row.room_id, start=row.starts_at, end=row.ends_at)
+                row.delete()
         for closure in saved:
             closure.full_clean()
             closure.save()
-            before = earlier.get(closure.pk)
+            before = stored.get(closure.pk)
             if before is not None:
                 for begins, ends in _uncovered(before, closure, owner="room_id"):
                     record_vacancy(room_id=before.room_id, start=begins, end=ends)
