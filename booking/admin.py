@@ -208,8 +208,16 @@ class TherapistAdmin(admin.ModelAdmin):
             return super().save_formset(request, form, formset, change)
         # Time off removed, shortened or moved frees time: the waitlist is offered it.
         saved = formset.save(commit=False)
-        change_time_off(saved=saved, deleted=formset.deleted_objects)
+        covered = change_time_off(saved=saved, deleted=formset.deleted_objects)
         formset.save_m2m()
+        for visit in covered:
+            self.message_user(
+                request,
+                f"{visit.therapist} is off during {visit.patient_name}'s visit at "
+                f"{timezone.localtime(visit.starts_at):%a %b %-d, %H:%M}: move it to another "
+                "therapist or time, or cancel it (the patient is not told until you do).",
+                messages.WARNING,
+            )
         return None
 
 

@@ -764,10 +764,11 @@ def remove_time_off(*, absences):
 
 
 def change_time_off(*, saved, deleted):
-    """Staff add, change or remove time off (the therapist page's inline). The time a
-    removed, shortened or moved one no longer covers is offered to the waitlist once this
-    commits; the engine offers only what is free then (working hours, no visit, no other
-    time off), so a lengthened one offers nothing.
+    """Staff add, change or remove time off (the therapist page's inline); returns the active
+    visits the saved ones now cover (left as they are: staff move or cancel them, the admin
+    names them). The time a removed, shortened or moved one no longer covers is offered to
+    the waitlist once this commits; the engine offers only what is free then (working hours,
+    no visit, no other time off), so a lengthened one offers nothing.
 
     The stored rows are read, locked, before anything is written: what was freed is what
     the database held, not the form's copy (a row edited and deleted in one post frees the
@@ -788,6 +789,12 @@ def change_time_off(*, saved, deleted):
             if before is not None:
                 for begins, ends in _uncovered(before, absence, owner="therapist_id"):
                     record_vacancy(therapist_id=before.therapist_id, start=begins, end=ends)
+        covered = Q(pk__in=[])
+        for absence in saved:
+            covered |= Q(therapist=absence.therapist_id, starts_at__lt=absence.ends_at) & Q(
+                blocked_until__gt=absence.starts_at
+            )
+        return list(Appointment.objects.active().filter(covered).select_related("therapist"))
 
 
 def _free_period(therapist, start, now):

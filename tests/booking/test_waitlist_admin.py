@@ -307,3 +307,23 @@ def test_staff_see_who_waits_for_a_day_and_the_times_the_waitlist_filled(
         service=service, therapist=therapist, start=at(10), patient=someone(1), hold=hold
     )
     assert "Freed times filled from the waitlist: 1 in the last 30 days, 1 in all." in listed()[1]
+
+
+def test_time_off_added_over_a_booked_visit_warns_staff_and_names_the_visit(
+    staff, service, therapist, at
+):
+    book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    data = change_form(staff, url)
+    row = int(data["time_off-TOTAL_FORMS"][0])
+    data["time_off-TOTAL_FORMS"] = [str(row + 1)]
+    set_time_off(data, row, at(9), at(12))
+    data[f"time_off-{row}-reason"] = ["Course"]
+    data[f"time_off-{row}-therapist"] = [str(therapist.pk)]
+
+    response = post(staff, url, data)
+
+    assert TimeOff.objects.filter(therapist=therapist, starts_at=at(9)).exists()
+    page = staff.get(response["Location"]).content.decode()
+    assert f"{therapist.name} is off during Patient 0&#x27;s visit at" in page
+    assert "10:00" in page.split("is off during")[1]
