@@ -40,6 +40,7 @@ from .personal_data import patient_appointments
 from .services import (
     cancel_appointment,
     change_room_closures,
+    change_time_off,
     delete_appointments,
     end_calendar_feed,
     leave_waitlist,
@@ -47,7 +48,6 @@ from .services import (
     record_freed_by_staff_edit,
     record_hours_added,
     release_hold,
-    remove_time_off,
     reset_calendar_feed,
     save_room,
     validate_not_overlapping,
@@ -206,12 +206,18 @@ class TherapistAdmin(admin.ModelAdmin):
             return None
         if formset.model is not TimeOff:
             return super().save_formset(request, form, formset, change)
-        # Time off removed frees time: the waitlist is offered it (booking.services).
-        instances = formset.save(commit=False)
-        remove_time_off(absences=formset.deleted_objects)
-        for instance in instances:
-            instance.save()
+        # Time off removed, shortened or moved frees time: the waitlist is offered it.
+        saved = formset.save(commit=False)
+        covered = change_time_off(saved=saved, deleted=formset.deleted_objects)
         formset.save_m2m()
+        for visit in covered:
+            self.message_user(
+                request,
+                f"{visit.therapist} is off during {visit.patient_name}'s visit at "
+                f"{timezone.localtime(visit.starts_at):%a %b %-d, %H:%M}: move it to another "
+                "therapist or time, or cancel it (the patient is not told until you do).",
+                messages.WARNING,
+            )
         return None
 
 

@@ -28,6 +28,7 @@ from .models import (
     RoomClosure,
     Service,
     Therapist,
+    TimeOff,
     Vacancy,
     WaitlistEntry,
     new_offer_round,
@@ -757,13 +758,43 @@ def delete_appointments(*, appointments):
 
 
 def remove_time_off(*, absences):
-    """Staff remove time off: the time is offered to the waitlist once that commits."""
+    """Staff remove time off: the time it covered is offered to the waitlist once that
+    commits."""
+    change_time_off(saved=[], deleted=absences)
+
+
+def change_time_off(*, saved, deleted):
+    """Staff add, change or remove time off (the therapist page's inline); returns the active
+    visits the saved ones now cover (left as they are: staff move or cancel them, the admin
+    names them). The time a removed, shortened or moved one no longer covers is offered to
+    the waitlist once this commits; the engine offers only what is free then (working hours,
+    no visit, no other time off), so a lengthened one offers nothing.
+
+    The stored rows are read, locked, before anything is written: what was freed is what
+    the database held, not the form's copy (a row edited and deleted in one post frees the
+    time it had), and a second staff member saving the same row waits and compares against
+    this save's."""
     with transaction.atomic():
-        for absence in absences:
-            record_vacancy(
-                therapist_id=absence.therapist_id, start=absence.starts_at, end=absence.ends_at
+        ids = [absence.pk for absence in [*deleted, *saved] if absence.pk is not None]
+        stored = {row.pk: row for row in lock(TimeOff.objects.filter(pk__in=ids).order_by("pk"))}
+        for absence in deleted:
+            row = stored.get(absence.pk)
+            if row is not None:  # already gone: another save removed it and freed its time
+                record_vacancy(therapist_id=row.therapist_id, start=row.starts_at, end=row.ends_at)
+                row.delete()
+        for absence in saved:
+            absence.full_clean()
+            absence.save()
+            before = stored.get(absence.pk)
+            if before is not None:
+                for begins, ends in _uncovered(before, absence, owner="therapist_id"):
+                    record_vacancy(therapist_id=before.therapist_id, start=begins, end=ends)
+        covered = Q(pk__in=[])
+        for absence in saved:
+            covered |= Q(therapist=absence.therapist_id, starts_at__lt=absence.ends_at) & Q(
+                blocked_until__gt=absence.starts_at
             )
-            absence.delete()
+        return list(Appointment.objects.active().filter(covered).select_related("therapist"))
 
 
 def _free_period(therapist, start, now):
@@ -1016,18 +1047,24 @@ def change_room_closures(*, saved, deleted):
     """Staff add, change or remove room closures; returns the active visits the saved ones
     now cover (left as they are: staff move them, the admin names them). The time a closure
     removed, shortened or moved no longer covers is offered to the waitlist once this
-    commits."""
+    commits. As in change_time_off, the stored rows are read, locked, first: what is freed
+    is what the database held, not the form's copy (a row edited and deleted in one post)."""
     with transaction.atomic():
+        ids = [closure.pk for closure in [*deleted, *saved] if closure.pk is not None]
+        stored = {
+            row.pk: row for row in lock(RoomClosure.objects.filter(pk__in=ids).order_by("pk"))
+        }
         for closure in deleted:
-            record_vacancy(room_id=closure.room_id, start=closure.starts_at, end=closure.ends_at)
-            closure.delete()
-        earlier = RoomClosure.objects.in_bulk([c.pk for c in saved if c.pk is not None])
+            row = stored.get(closure.pk)
+            if row is not None:  # already gone: another save removed it and freed its time
+                record_vacancy(room_id=row.room_id, start=row.starts_at, end=row.ends_at)
+                row.delete()
         for closure in saved:
             closure.full_clean()
             closure.save()
-            before = earlier.get(closure.pk)
+            before = stored.get(closure.pk)
             if before is not None:
-                for begins, ends in _uncovered(before, closure):
+                for begins, ends in _uncovered(before, closure, owner="room_id"):
                     record_vacancy(room_id=before.room_id, start=begins, end=ends)
         covered = Q(pk__in=[])
         for closure in saved:
@@ -1039,10 +1076,11 @@ def change_room_closures(*, saved, deleted):
         )
 
 
-def _uncovered(before, after):
-    """The stretches of closure `before` that `after` (the same row, changed) no longer
-    covers: all of it when it moved to another room."""
-    if after.room_id != before.room_id:
+def _uncovered(before, after, *, owner):
+    """The stretches of `before` (a room closure or time off) that `after` (the same row,
+    changed) no longer covers: all of it when it moved to another `owner` (room_id,
+    therapist_id)."""
+    if getattr(after, owner) != getattr(before, owner):
         return [(before.starts_at, before.ends_at)]
     parts = [
         (before.starts_at, min(before.ends_at, after.starts_at)),

@@ -105,6 +105,86 @@ def test_deleting_time_off_on_the_therapist_page_offers_the_time(staff, service,
     assert offered(waiting) == 1
 
 
+def set_time_off(data, row, starts, ends):
+    """Type new times into the therapist page's time off row `row`, as staff would."""
+    for field, when in (("starts_at", starts), ("ends_at", ends)):
+        data[f"time_off-{row}-{field}_0"] = [when.date().isoformat()]
+        data[f"time_off-{row}-{field}_1"] = [when.strftime("%H:%M:%S")]
+
+
+def test_shortening_time_off_on_the_therapist_page_offers_the_freed_start(
+    staff, service, therapist, at
+):
+    waiting = join(service, at(9).date(), n=1)
+    TimeOff.objects.create(therapist=therapist, starts_at=at(8), ends_at=at(18), reason="Course")
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    data = change_form(staff, url)
+    set_time_off(data, 0, at(12), at(18))  # back for the afternoon only
+
+    post(staff, url, data)
+
+    assert TimeOff.objects.get().starts_at == at(12)
+    (vacancy,) = Vacancy.objects.all()
+    assert (vacancy.starts_at, vacancy.ends_at) == (at(8), at(12))
+    # 08:00 is before her hours: the first time the engine finds free is 09:00.
+    assert offer_what_was_freed() == {waiting.email: at(9)}
+    assert offered(waiting) == 1
+
+
+def test_moving_time_off_to_another_day_offers_the_old_days_time(staff, service, therapist, at):
+    monday = join(service, at(13).date(), n=1, parts=("afternoon",))
+    tuesday = join(service, at(13, days=1).date(), n=2, parts=("afternoon",))
+    TimeOff.objects.create(therapist=therapist, starts_at=at(13), ends_at=at(17), reason="Dentist")
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    data = change_form(staff, url)
+    set_time_off(data, 0, at(13, days=1), at(17, days=1))
+
+    post(staff, url, data)
+
+    assert TimeOff.objects.get().starts_at == at(13, days=1)
+    assert offer_what_was_freed() == {monday.email: at(13)}
+    assert offered(monday) == 1 and offered(tuesday) == 0
+
+
+def test_lengthening_time_off_offers_nothing_until_the_added_time_is_given_back(
+    staff, service, therapist, at
+):
+    waiting = join(service, at(13).date(), n=1, parts=("afternoon",))
+    TimeOff.objects.create(therapist=therapist, starts_at=at(13), ends_at=at(15), reason="Dentist")
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    data = change_form(staff, url)
+    set_time_off(data, 0, at(13), at(17))  # the dentist runs late
+
+    post(staff, url, data)
+
+    assert TimeOff.objects.get().ends_at == at(17)
+    assert not Vacancy.objects.exists()
+    assert offer_what_was_freed() == {}
+    assert offered(waiting) == 0
+
+    data = change_form(staff, url)
+    set_time_off(data, 0, at(13), at(15))  # a mistake: back at three after all
+    post(staff, url, data)
+
+    assert offer_what_was_freed() == {waiting.email: at(15)}
+
+
+def test_time_off_changed_and_deleted_in_one_post_offers_the_time_it_had(
+    staff, service, therapist, at
+):
+    waiting = join(service, at(13).date(), n=1, parts=("afternoon",))
+    TimeOff.objects.create(therapist=therapist, starts_at=at(13), ends_at=at(17), reason="Dentist")
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    data = change_form(staff, url)
+    set_time_off(data, 0, at(16), at(17))
+    data["time_off-0-DELETE"] = ["on"]
+
+    post(staff, url, data)
+
+    assert not TimeOff.objects.exists()
+    assert offer_what_was_freed() == {waiting.email: at(13)}
+
+
 def test_adding_working_hours_on_the_therapist_page_offers_the_new_time(
     staff, service, therapist, at
 ):
@@ -227,3 +307,23 @@ def test_staff_see_who_waits_for_a_day_and_the_times_the_waitlist_filled(
         service=service, therapist=therapist, start=at(10), patient=someone(1), hold=hold
     )
     assert "Freed times filled from the waitlist: 1 in the last 30 days, 1 in all." in listed()[1]
+
+
+def test_time_off_added_over_a_booked_visit_warns_staff_and_names_the_visit(
+    staff, service, therapist, at
+):
+    book_appointment(service=service, therapist=therapist, start=at(10), patient=someone(0))
+    url = f"/admin/booking/therapist/{therapist.pk}/change/"
+    data = change_form(staff, url)
+    row = int(data["time_off-TOTAL_FORMS"][0])
+    data["time_off-TOTAL_FORMS"] = [str(row + 1)]
+    set_time_off(data, row, at(9), at(12))
+    data[f"time_off-{row}-reason"] = ["Course"]
+    data[f"time_off-{row}-therapist"] = [str(therapist.pk)]
+
+    response = post(staff, url, data)
+
+    assert TimeOff.objects.filter(therapist=therapist, starts_at=at(9)).exists()
+    page = staff.get(response["Location"]).content.decode()
+    assert f"{therapist.name} is off during Patient 0&#x27;s visit at" in page
+    assert "10:00" in page.split("is off during")[1]

@@ -702,6 +702,22 @@ def test_a_room_closure_staff_delete_or_shorten_is_offered_to_the_waitlist(
     }
 
 
+def test_a_room_closure_edited_and_deleted_in_one_post_offers_the_time_it_had(
+    service, therapist, one_room, at
+):
+    from booking.models import RoomClosure
+
+    morning = join(service, at(10).date(), n=1)
+    closed = RoomClosure.objects.create(room=one_room, starts_at=at(0), ends_at=at(23))
+    as_posted = RoomClosure.objects.get(pk=closed.pk)
+    as_posted.starts_at = at(12)  # the form's copy: changed, and ticked for deletion
+    services.change_room_closures(saved=[], deleted=[as_posted])
+
+    assert not RoomClosure.objects.exists()
+    assert services.offer_pending_vacancies() == 1
+    assert {(h.entry, h.starts_at) for h in Hold.objects.all()} == {(morning, at(9))}
+
+
 def test_time_freed_in_a_room_is_offered_once_however_often_beat_runs(
     service, therapist, ana, one_room, at
 ):
