@@ -263,6 +263,9 @@ class AppointmentAdminForm(forms.ModelForm):
         if not (therapist and service and starts_at):
             return cleaned
         appointment = self.instance
+        if appointment.pk and "service" in self.changed_data and "price" not in self.changed_data:
+            # Another treatment, and no price typed: the new treatment's price, not the old.
+            cleaned["price"] = service.price
         appointment.therapist, appointment.service = therapist, service
         appointment.room = cleaned.get("room")
         appointment.starts_at = starts_at

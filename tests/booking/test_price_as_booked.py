@@ -64,3 +64,27 @@ def test_a_new_booking_and_a_visit_made_by_staff_take_the_price_of_the_day(
         consented_to_policy_at=at(9),
     )
     assert phoned.price == Decimal("110")
+
+
+def test_staff_changing_a_visits_treatment_charge_the_new_treatments_price_unless_they_type_one(
+    client, staff_user, booked, service
+):
+    from tests.booking.test_waitlist_admin import change_form
+
+    longer = Service.objects.create(
+        slug="massage-90", name="90-minute massage", duration_minutes=90, price=Decimal("130")
+    )
+    booked.therapist.services.add(longer)
+    client.force_login(staff_user)
+    url = f"/admin/booking/appointment/{booked.pk}/change/"
+    data = change_form(client, url)
+    data["service"] = [str(longer.pk)]
+    assert client.post(url, data).status_code == 302
+    booked.refresh_from_db()
+    assert (booked.service, booked.price) == (longer, Decimal("130"))
+
+    data = change_form(client, url)
+    data["service"], data["price"] = [str(service.pk)], ["75"]  # a discount, typed
+    assert client.post(url, data).status_code == 302
+    booked.refresh_from_db()
+    assert (booked.service, booked.price) == (service, Decimal("75"))
