@@ -319,6 +319,10 @@ def cancel_appointment(*, appointment, reason="", by_staff=False, now=None):
     """
     now = now or timezone.now()
     with transaction.atomic():
+        # The therapists first, in id order, as booking and moving take them: the vacancy
+        # written below needs their rows, and taking the appointment first could deadlock
+        # with a move of the same visit (or a booking) holding a therapist and waiting for it.
+        _lock_therapists_of(appointment)
         (locked,) = lock(Appointment.objects.filter(pk=appointment.pk))
         if not locked.is_active:
             return False
@@ -365,10 +369,7 @@ def reschedule_appointment(*, appointment, start, now=None):
     now = now or timezone.now()
     tz = timezone.get_default_timezone()
     with transaction.atomic():
-        together = list(
-            Appointment.objects.together_with(appointment).values_list("therapist_id", flat=True)
-        )
-        lock(Therapist.objects.filter(pk__in=together).order_by("pk"))
+        _lock_therapists_of(appointment)
         (locked,) = lock(
             Appointment.objects.select_related("service", "therapist").filter(pk=appointment.pk)
         )
@@ -741,11 +742,24 @@ def offer_pending_vacancies(*, now=None):
     return len(pending)
 
 
+def _lock_therapists_of(*appointments):
+    """Lock the therapists of `appointments` and of the visits booked with them, in id order
+    (the order every booking service takes them in)."""
+    together = Q(pk__in=[])
+    for appointment in appointments:
+        together |= Q(pk=appointment.pk)
+        if appointment.pair is not None:
+            together |= Q(pair=appointment.pair)
+    ids = set(Appointment.objects.filter(together).values_list("therapist_id", flat=True))
+    lock(Therapist.objects.filter(pk__in=ids).order_by("pk"))
+
+
 def delete_appointments(*, appointments):
     """Staff delete appointments (the admin's delete): an active one's time is offered to
     the waitlist once the deletion commits."""
     with transaction.atomic():
-        rows = lock(Appointment.objects.filter(pk__in=[a.pk for a in appointments]))
+        _lock_therapists_of(*appointments)  # first, as cancel_appointment says
+        rows = lock(Appointment.objects.filter(pk__in=[a.pk for a in appointments]).order_by("pk"))
         for row in rows:
             if row.is_active:
                 record_vacancy(
