@@ -14,6 +14,26 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def one_hold_per_entry_and_start(apps, schema_editor):
+    """The old constraint allowed one entry two holds of one start with two therapists (two
+    offers racing); the new one does not. Keep the hold that matters (booked from, then
+    still held, then the first made) and drop the others, which hold nothing the kept one
+    does not offer the same person."""
+    Hold = apps.get_model("booking", "Hold")
+    seen = set()
+    rank = {"claimed": 0, "active": 1}
+    holds = sorted(
+        Hold.objects.all(),
+        key=lambda h: (h.entry_id, h.starts_at, h.appointment_id is None, rank.get(h.state, 2), h.pk),
+    )
+    for hold in holds:
+        key = (hold.entry_id, hold.starts_at)
+        if key in seen:
+            hold.delete()
+        else:
+            seen.add(key)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -41,6 +61,7 @@ class Migration(migrations.Migration):
             name='therapist',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='vacancies', to='booking.therapist'),
         ),
+        migrations.RunPython(one_hold_per_entry_and_start, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='hold',
             constraint=models.UniqueConstraint(fields=('entry', 'starts_at'), name='hold_one_offer_per_entry'),

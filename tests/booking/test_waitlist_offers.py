@@ -776,3 +776,43 @@ def test_a_room_held_from_the_waitlist_cannot_be_booked_over_by_another_therapis
             blocked_until=at(11, 15),
             expires_at=hold.expires_at,
         )
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="dropping a constraint in a test is PostgreSQL's"
+)
+def test_migration_0017_keeps_the_hold_that_matters_of_one_entrys_two_for_one_start(
+    service, therapist, ana, at
+):
+    # The old constraint let two racing offers give one entry one start twice (two
+    # therapists); the new one refuses that, so the migration keeps one first.
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("booking.migrations.0017_vacancy_room")
+    (constraint,) = [c for c in Hold._meta.constraints if c.name == "hold_one_offer_per_entry"]
+    with connection.schema_editor() as editor:
+        editor.remove_constraint(Hold, constraint)
+    entry = join(service, at(10).date(), n=1)
+    other = join(service, at(10).date(), n=2)
+
+    def hold(who, state, for_entry=entry):
+        return Hold.objects.create(
+            entry=for_entry,
+            therapist=who,
+            service=service,
+            starts_at=at(10),
+            blocked_until=at(11, 15),
+            expires_at=at(10) - timedelta(hours=1),
+            state=state,
+        )
+
+    gone = hold(therapist, Hold.State.EXPIRED)
+    kept = hold(ana, Hold.State.ACTIVE)
+    another_entrys = hold(therapist, Hold.State.LOST, for_entry=other)
+
+    migration.one_hold_per_entry_and_start(apps, None)
+
+    assert set(Hold.objects.values_list("pk", flat=True)) == {kept.pk, another_entrys.pk}
+    assert not Hold.objects.filter(pk=gone.pk).exists()
