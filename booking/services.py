@@ -788,27 +788,7 @@ def change_time_off(*, saved, deleted):
     the database held, not the form's copy (a row edited and deleted in one post frees the
     time it had), and a second staff member saving the same row waits and compares against
     this save's."""
-    with transaction.atomic():
-        ids = [absence.pk for absence in [*deleted, *saved] if absence.pk is not None]
-        stored = {row.pk: row for row in lock(TimeOff.objects.filter(pk__in=ids).order_by("pk"))}
-        for absence in deleted:
-            row = stored.get(absence.pk)
-            if row is not None:  # already gone: another save removed it and freed its time
-                record_vacancy(therapist_id=row.therapist_id, start=row.starts_at, end=row.ends_at)
-                row.delete()
-        for absence in saved:
-            absence.full_clean()
-            absence.save()
-            before = stored.get(absence.pk)
-            if before is not None:
-                for begins, ends in _uncovered(before, absence, owner="therapist_id"):
-                    record_vacancy(therapist_id=before.therapist_id, start=begins, end=ends)
-        covered = Q(pk__in=[])
-        for absence in saved:
-            covered |= Q(therapist=absence.therapist_id, starts_at__lt=absence.ends_at) & Q(
-                blocked_until__gt=absence.starts_at
-            )
-        return list(Appointment.objects.active().filter(covered).select_related("therapist"))
+    return _change_blocks(TimeOff, "therapist", saved=saved, deleted=deleted)
 
 
 def _free_period(therapist, start, now):
@@ -1063,27 +1043,39 @@ def change_room_closures(*, saved, deleted):
     removed, shortened or moved no longer covers is offered to the waitlist once this
     commits. As in change_time_off, the stored rows are read, locked, first: what is freed
     is what the database held, not the form's copy (a row edited and deleted in one post)."""
+    return _change_blocks(RoomClosure, "room", saved=saved, deleted=deleted)
+
+
+def _change_blocks(model, owner, *, saved, deleted):
+    """change_time_off and change_room_closures: `model`'s rows block their `owner` (a
+    therapist or a room). The stored rows are read, locked, first; a deleted row frees the
+    time it held, a changed one the part it no longer covers; returns the active visits the
+    saved rows now cover."""
     with transaction.atomic():
-        ids = [closure.pk for closure in [*deleted, *saved] if closure.pk is not None]
-        stored = {
-            row.pk: row for row in lock(RoomClosure.objects.filter(pk__in=ids).order_by("pk"))
-        }
-        for closure in deleted:
-            row = stored.get(closure.pk)
+        ids = [row.pk for row in [*deleted, *saved] if row.pk is not None]
+        stored = {row.pk: row for row in lock(model.objects.filter(pk__in=ids).order_by("pk"))}
+        for gone in deleted:
+            row = stored.get(gone.pk)
             if row is not None:  # already gone: another save removed it and freed its time
-                record_vacancy(room_id=row.room_id, start=row.starts_at, end=row.ends_at)
+                record_vacancy(
+                    **{f"{owner}_id": getattr(row, f"{owner}_id")},
+                    start=row.starts_at,
+                    end=row.ends_at,
+                )
                 row.delete()
-        for closure in saved:
-            closure.full_clean()
-            closure.save()
-            before = stored.get(closure.pk)
+        for row in saved:
+            row.full_clean()
+            row.save()
+            before = stored.get(row.pk)
             if before is not None:
-                for begins, ends in _uncovered(before, closure, owner="room_id"):
-                    record_vacancy(room_id=before.room_id, start=begins, end=ends)
+                for begins, ends in _uncovered(before, row, owner=f"{owner}_id"):
+                    record_vacancy(
+                        **{f"{owner}_id": getattr(before, f"{owner}_id")}, start=begins, end=ends
+                    )
         covered = Q(pk__in=[])
-        for closure in saved:
-            covered |= Q(room=closure.room_id, starts_at__lt=closure.ends_at) & Q(
-                blocked_until__gt=closure.starts_at
+        for row in saved:
+            covered |= Q(**{owner: getattr(row, f"{owner}_id")}, starts_at__lt=row.ends_at) & Q(
+                blocked_until__gt=row.starts_at
             )
         return list(
             Appointment.objects.active().filter(covered).select_related("room", "therapist")
